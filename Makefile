@@ -1,0 +1,68 @@
+# tandem: `make demo` runs the main job, `make test` runs every test. Both set themselves up.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV     := .venv
+PY       := $(VENV)/bin/python
+STAMPS   := .tandem/stamps
+CARGO    ?= cargo
+export TANDEM_PYTHON := $(abspath $(PY))
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+
+.PHONY: help setup setup-system setup-python setup-rust test test-rust test-python lint demo bench clean
+
+help:
+	@echo "make demo    run the main job (sets itself up)"
+	@echo "make test    run every test and linter (sets itself up)"
+	@echo "make bench   run the benchmarks and record them in bench/results/"
+
+## ---- set-up (idempotent) ------------------------------------------------------------------
+
+setup: setup-system setup-python setup-rust
+
+setup-system:
+	@bash scripts/setup-system.sh
+
+$(STAMPS):
+	@mkdir -p $(STAMPS)
+
+$(STAMPS)/python: python/pyproject.toml | $(STAMPS)
+	@test -x $(PY) || python3 -m venv $(VENV)
+	@$(PY) -m pip install -q --upgrade pip
+	@$(PY) -m pip install -q -e 'python[dev]'
+	@touch $@
+
+setup-python: $(STAMPS)/python
+
+setup-rust:
+	@$(CARGO) build -q --workspace --all-features --all-targets
+
+## ---- test ---------------------------------------------------------------------------------
+
+test: setup lint test-rust test-python
+	@echo "make test: all green"
+
+lint:
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy -q --workspace --all-targets --all-features -- -D warnings
+	@for f in process; do $(CARGO) check -q -p tandem --no-default-features --features $$f || exit 1; done
+	$(VENV)/bin/ruff check python examples
+	$(VENV)/bin/ruff format --check python examples
+	cd python && ../$(VENV)/bin/mypy
+
+test-rust:
+	$(CARGO) test -q --workspace --all-features
+
+test-python:
+	$(VENV)/bin/pytest -q python/tests
+
+## ---- demo and benchmarks --------------------------------------------------------------------
+
+demo: setup
+	@bash scripts/demo.sh
+
+bench: setup
+	@bash scripts/bench.sh
+
+clean:
+	rm -rf $(VENV) .tandem target

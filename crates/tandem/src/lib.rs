@@ -1,0 +1,29 @@
+//! tandem lets a Rust core service call Python safely and fast.
+//!
+//! Four transports sit behind one call model ([`Request`] → [`Response`] or [`Error`]), and
+//! every transport client is a `tower::Service` of that model, so the same guard and metrics
+//! layers wrap all of them and one Python `tandem.App` answers any of them:
+//!
+//! | feature | module | Python side | fits |
+//! |---|---|---|---|
+//! | `process` | `process` | `python -m tandem worker` / `@tandem.script` | scripts, hot small calls |
+//! | `plugin` | `plugin` | `python -m tandem plugin` | adapters, hot-swappable rules |
+//! | `grpc` | `grpc` | `python -m tandem serve` | AI inference, real-time calls |
+//! | `queue` | `queue` | `python -m tandem consume` | reports, batch jobs, anything async |
+//! | `metrics` | `metrics` | `prometheus_client` | Prometheus metrics for every call |
+//!
+//! `full` turns them all on; the default turns none on. The guard layers (`guard`) need no
+//! feature.
+//!
+//! See `docs/choosing.md` in the repository for which transport to pick.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod call;
+pub mod codec;
+
+pub use call::{BoxError, Error, ErrorKind, Metadata, Request, Response, Transport};
+pub use codec::{Codec, CodecError, Payload};
+
+#[cfg(feature = "process")]
+#[cfg_attr(docsrs, doc(cfg(feature = "process")))]
+pub mod process;

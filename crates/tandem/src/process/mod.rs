@@ -1,0 +1,1 @@
+//! The process transport: one-shot scripts and a supervised pool of persistent Python workers.

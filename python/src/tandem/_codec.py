@@ -1,0 +1,78 @@
+"""Payload codecs shared by every transport: json, msgpack and raw bytes.
+
+``json`` and ``msgpack`` carry values (dicts, lists, numbers, strings); ``raw`` carries bytes
+untouched. msgpack is imported on first use so that ``import tandem`` stays standard-library only.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+CodecName = Literal["json", "msgpack", "raw"]
+
+CODECS: tuple[CodecName, ...] = ("json", "msgpack", "raw")
+CODEC_IDS: dict[CodecName, int] = {"json": 1, "msgpack": 2, "raw": 3}
+CODEC_BY_ID: dict[int, CodecName] = {v: k for k, v in CODEC_IDS.items()}
+
+
+class CodecError(ValueError):
+    """Bytes that do not decode, or a value that does not encode, with the given codec."""
+
+
+def _msgpack() -> Any:
+    try:
+        import msgpack
+    except ImportError as exc:  # pragma: no cover - msgpack is a base dependency
+        raise CodecError(
+            "the msgpack codec needs the msgpack package: pip install msgpack"
+        ) from exc
+    return msgpack
+
+
+def check_codec(name: str) -> CodecName:
+    """Returns ``name`` as a codec name, or raises CodecError listing the accepted ones."""
+    if name in CODECS:
+        return name
+    raise CodecError(f"unknown codec {name!r} (accepted: json, msgpack, raw)")
+
+
+def decode(codec: str, data: bytes) -> Any:
+    """Decodes ``data`` written with ``codec``; raw bytes come back as ``bytes``."""
+    codec = check_codec(codec)
+    try:
+        if codec == "raw":
+            return bytes(data)
+        if codec == "json":
+            return json.loads(data) if data else None
+        return _msgpack().unpackb(data, raw=False, strict_map_key=False) if data else None
+    except CodecError:
+        raise
+    except Exception as exc:
+        raise CodecError(f"{codec} codec: cannot decode {len(data)} bytes: {exc}") from exc
+
+
+def encode(codec: str, value: Any) -> bytes:
+    """Encodes ``value`` with ``codec``; raw accepts bytes-like values only."""
+    codec = check_codec(codec)
+    try:
+        if codec == "raw":
+            if isinstance(value, (bytes, bytearray, memoryview)):
+                return bytes(value)
+            raise CodecError(f"raw codec: expected bytes, got {type(value).__name__}")
+        if codec == "json":
+            return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+        return bytes(_msgpack().packb(value, use_bin_type=True))
+    except CodecError:
+        raise
+    except Exception as exc:
+        raise CodecError(f"{codec} codec: cannot encode {type(value).__name__}: {exc}") from exc
+
+
+def reply_codec(request_codec: str, value: Any) -> CodecName:
+    """The codec an answer is sent with: raw for bytes, else the request's (msgpack after raw)."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return "raw"
+    if request_codec == "raw":
+        return "msgpack"
+    return check_codec(request_codec)

@@ -1,0 +1,315 @@
+"""The App: a registry of named handlers that any transport serves.
+
+::
+
+    app = tandem.App("risk")
+
+    @app.handler("score")
+    def score(payload, ctx):
+        return {"risk": 0.03}
+
+    @app.handler("enrich")
+    async def enrich(payload, ctx):
+        ...
+
+A handler takes the decoded payload and, if it accepts a second argument, a :class:`Context`.
+Transports call :meth:`App.call` (sync loops) or :meth:`App.acall` (asyncio servers) with the
+encoded bytes; both decode, run the handler, and encode the answer, raising a
+:class:`~tandem.errors.TandemError` on failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import inspect
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from . import _codec
+from .errors import BadRequest, Remote, TandemError
+
+__all__ = ["App", "AppState", "Context", "Handler"]
+
+Handler = Callable[..., Any]
+F = TypeVar("F", bound=Handler)
+Hook = Callable[[], Any]
+
+
+@dataclass
+class Context:
+    """What a handler knows about its call.
+
+    :param method: the handler's registered name.
+    :param deadline: ``time.monotonic()`` value after which the caller stops waiting, or None.
+    :param metadata: free headers sent by the caller.
+    :param traceparent: the caller's W3C ``traceparent``, or None.
+    :param idempotency_key: the logical call's idempotency key, or None.
+    :param transport: which transport delivered the call (``pool``, ``plugin``, ``grpc``, ...).
+    :param attempt: the delivery attempt, 1 for the first (queue retries count up).
+    """
+
+    method: str
+    deadline: float | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    traceparent: str | None = None
+    idempotency_key: str | None = None
+    transport: str = "local"
+    attempt: int = 1
+    logger: logging.LoggerAdapter[logging.Logger] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        extra: dict[str, object] = {"method": self.method, "transport": self.transport}
+        if self.traceparent:
+            extra["traceparent"] = self.traceparent
+        self.logger = logging.LoggerAdapter(logging.getLogger("tandem.handler"), extra)
+
+    @classmethod
+    def with_timeout(cls, method: str, timeout_s: float | None, **kwargs: Any) -> Context:
+        """A context whose deadline is ``timeout_s`` seconds from now (None: no deadline)."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        return cls(method, deadline, **kwargs)
+
+    def remaining(self) -> float | None:
+        """Seconds left before the deadline (0.0 once passed), or None without a deadline."""
+        if self.deadline is None:
+            return None
+        return max(0.0, self.deadline - time.monotonic())
+
+    @property
+    def expired(self) -> bool:
+        """Whether the deadline has passed."""
+        return self.deadline is not None and time.monotonic() >= self.deadline
+
+
+class AppState(enum.Enum):
+    """An App's lifecycle: NEW → STARTED (startup hooks ran) → CLOSED (shutdown hooks ran)."""
+
+    NEW = "new"
+    STARTED = "started"
+    CLOSED = "closed"
+
+
+@dataclass(frozen=True)
+class _Registration:
+    name: str
+    fn: Handler
+    is_async: bool
+    takes_ctx: bool
+
+
+def _takes_ctx(fn: Handler) -> bool:
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        return True
+    positional = [
+        p
+        for p in params
+        if p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    ]
+    has_varargs = any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in params)
+    return has_varargs or len(positional) >= 2
+
+
+class App:
+    """A named registry of handlers, served by any tandem transport.
+
+    :param name: the app's name, used in logs and metrics.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._handlers: dict[str, _Registration] = {}
+        self._on_startup: list[Hook] = []
+        self._on_shutdown: list[Hook] = []
+        self._state = AppState.NEW
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def __repr__(self) -> str:
+        return f"App({self.name!r}, methods={self.methods()}, state={self._state.value})"
+
+    # ----- registration -------------------------------------------------------------------
+
+    def handler(self, name: str | None = None) -> Callable[[F], F]:
+        """Registers the decorated function (sync or ``async def``) under ``name``.
+
+        The name defaults to the function's ``__name__``. Registering a name twice is an error.
+        """
+
+        def register(fn: F) -> F:
+            method = name or fn.__name__
+            if not method:
+                raise ValueError("a handler needs a non-empty name")
+            if method in self._handlers:
+                raise ValueError(f"app {self.name!r} already has a handler named {method!r}")
+            self._handlers[method] = _Registration(
+                method, fn, inspect.iscoroutinefunction(fn), _takes_ctx(fn)
+            )
+            return fn
+
+        return register
+
+    def on_startup(self, fn: Hook) -> Hook:
+        """Registers a hook (sync or async) run once before the first call: load models here."""
+        self._on_startup.append(fn)
+        return fn
+
+    def on_shutdown(self, fn: Hook) -> Hook:
+        """Registers a hook (sync or async) run once when the transport stops."""
+        self._on_shutdown.append(fn)
+        return fn
+
+    def methods(self) -> list[str]:
+        """The registered method names, sorted."""
+        return sorted(self._handlers)
+
+    @property
+    def state(self) -> AppState:
+        """The lifecycle state."""
+        return self._state
+
+    # ----- lifecycle ----------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._state is AppState.CLOSED:
+            raise RuntimeError(
+                f"app {self.name!r} is closed: its shutdown hooks ran; create a new App to serve again"
+            )
+
+    def startup(self) -> None:
+        """Runs the startup hooks once (sync callers). Idempotent."""
+        self._check_open()
+        if self._state is AppState.NEW:
+            for hook in self._on_startup:
+                self._run_sync(hook())
+            self._state = AppState.STARTED
+
+    async def astartup(self) -> None:
+        """Runs the startup hooks once (async callers). Idempotent."""
+        self._check_open()
+        if self._state is AppState.NEW:
+            for hook in self._on_startup:
+                result = hook()
+                if inspect.isawaitable(result):
+                    await result
+            self._state = AppState.STARTED
+
+    def shutdown(self) -> None:
+        """Runs the shutdown hooks once and closes the app (sync callers). Idempotent."""
+        if self._state is AppState.CLOSED:
+            return
+        try:
+            if self._state is AppState.STARTED:
+                for hook in self._on_shutdown:
+                    self._run_sync(hook())
+        finally:
+            self._state = AppState.CLOSED
+            if self._loop is not None:
+                self._loop.close()
+                self._loop = None
+
+    async def ashutdown(self) -> None:
+        """Runs the shutdown hooks once and closes the app (async callers). Idempotent."""
+        if self._state is AppState.CLOSED:
+            return
+        try:
+            if self._state is AppState.STARTED:
+                for hook in self._on_shutdown:
+                    result = hook()
+                    if inspect.isawaitable(result):
+                        await result
+        finally:
+            self._state = AppState.CLOSED
+
+    def _run_sync(self, result: Any) -> Any:
+        if not inspect.isawaitable(result):
+            return result
+        if self._loop is None:
+            self._loop = asyncio.new_event_loop()
+        return self._loop.run_until_complete(_as_coroutine(result))
+
+    # ----- dispatch -----------------------------------------------------------------------
+
+    def _lookup(self, method: str) -> _Registration:
+        reg = self._handlers.get(method)
+        if reg is None:
+            known = ", ".join(self.methods()) or "none"
+            raise BadRequest(f"app {self.name!r} has no handler {method!r} (registered: {known})")
+        return reg
+
+    @staticmethod
+    def _decode(method: str, codec: str, data: bytes) -> Any:
+        try:
+            return _codec.decode(codec, data)
+        except _codec.CodecError as exc:
+            raise BadRequest(f"payload for {method!r} does not decode: {exc}") from exc
+
+    @staticmethod
+    def _encode(method: str, codec: str, value: Any) -> tuple[bytes, str]:
+        out_codec = _codec.reply_codec(codec, value)
+        try:
+            return _codec.encode(out_codec, value), out_codec
+        except _codec.CodecError as exc:
+            raise Remote(
+                "tandem.EncodeError", f"result of {method!r} cannot be sent as {out_codec}: {exc}"
+            ) from exc
+
+    def call(
+        self, method: str, data: bytes, codec: str, ctx: Context | None = None
+    ) -> tuple[bytes, str]:
+        """Decodes, runs and encodes one call from a synchronous loop.
+
+        ``async def`` handlers run on the app's own event loop.
+
+        :returns: the encoded answer and its codec.
+        :raises TandemError: BadRequest for an unknown method or undecodable payload; Remote
+            when the handler raised (with its traceback).
+        """
+        self._check_open()
+        reg = self._lookup(method)
+        value = self._decode(method, codec, data)
+        ctx = ctx or Context(method)
+        try:
+            result = reg.fn(value, ctx) if reg.takes_ctx else reg.fn(value)
+            result = self._run_sync(result)
+        except TandemError:
+            raise
+        except Exception as exc:
+            raise Remote.from_exception(exc) from exc
+        return self._encode(method, codec, result)
+
+    async def acall(
+        self, method: str, data: bytes, codec: str, ctx: Context | None = None
+    ) -> tuple[bytes, str]:
+        """Decodes, runs and encodes one call from an asyncio server.
+
+        Sync handlers run in a worker thread so they do not block the event loop.
+
+        :returns: the encoded answer and its codec.
+        :raises TandemError: as :meth:`call`.
+        """
+        self._check_open()
+        reg = self._lookup(method)
+        value = self._decode(method, codec, data)
+        ctx = ctx or Context(method)
+        args = (value, ctx) if reg.takes_ctx else (value,)
+        try:
+            if reg.is_async:
+                result = await reg.fn(*args)
+            else:
+                result = await asyncio.to_thread(reg.fn, *args)
+                if inspect.isawaitable(result):
+                    result = await result
+        except TandemError:
+            raise
+        except Exception as exc:
+            raise Remote.from_exception(exc) from exc
+        return self._encode(method, codec, result)
+
+
+async def _as_coroutine(aw: Awaitable[Any]) -> Any:
+    return await aw
