@@ -294,7 +294,10 @@ mod tests {
     fn raw_is_bytes_only() {
         let p = Payload::raw(vec![0u8, 159, 146, 150]);
         assert!(p.decode::<serde_json::Value>().is_err());
-        assert_eq!(p.to_json_value().unwrap(), serde_json::json!([0, 159, 146, 150]));
+        assert_eq!(
+            p.to_json_value().unwrap(),
+            serde_json::json!([0, 159, 146, 150])
+        );
         assert_eq!(Payload::raw("hi").to_json_value().unwrap(), "hi");
         assert!(Codec::Raw.encode(&1).is_err());
     }

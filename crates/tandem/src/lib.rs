@@ -27,3 +27,7 @@ pub use codec::{Codec, CodecError, Payload};
 #[cfg(feature = "process")]
 #[cfg_attr(docsrs, doc(cfg(feature = "process")))]
 pub mod process;
+
+#[cfg(feature = "grpc-core")]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "grpc", feature = "plugin"))))]
+pub mod proto;
