@@ -46,8 +46,8 @@ lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy -q --workspace --all-targets --all-features -- -D warnings
 	@for f in process; do $(CARGO) check -q -p tandem --no-default-features --features $$f || exit 1; done
-	$(VENV)/bin/ruff check python examples
-	$(VENV)/bin/ruff format --check python examples
+	$(VENV)/bin/ruff check python $(wildcard examples bench)
+	$(VENV)/bin/ruff format --check python $(wildcard examples bench)
 	cd python && ../$(VENV)/bin/mypy
 
 test-rust:
