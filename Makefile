@@ -9,7 +9,7 @@ CARGO    ?= cargo
 export TANDEM_PYTHON := $(abspath $(PY))
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: help setup setup-system setup-python setup-rust test test-rust test-python lint demo bench clean
+.PHONY: help setup setup-system setup-python setup-rust setup-go test test-rust test-python test-go lint demo bench clean
 
 help:
 	@echo "make demo    run the main job (sets itself up)"
@@ -18,7 +18,7 @@ help:
 
 ## ---- set-up (idempotent) ------------------------------------------------------------------
 
-setup: setup-system setup-python setup-rust
+setup: setup-system setup-python setup-rust setup-go
 
 setup-system:
 	@bash scripts/setup-system.sh
@@ -37,15 +37,18 @@ setup-python: $(STAMPS)/python
 setup-rust:
 	@$(CARGO) build -q --workspace --all-features --all-targets
 
+setup-go:
+	@cd interop/go && go mod download && go build ./...
+
 ## ---- test ---------------------------------------------------------------------------------
 
-test: setup lint test-rust test-python
+test: setup lint test-rust test-python test-go
 	@echo "make test: all green"
 
 lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy -q --workspace --all-targets --all-features -- -D warnings
-	@for f in process; do $(CARGO) check -q -p tandem --no-default-features --features $$f || exit 1; done
+	@for f in process plugin grpc queue metrics; do $(CARGO) check -q -p tandem --no-default-features --features $$f || exit 1; done
 	$(VENV)/bin/ruff check python $(wildcard examples bench)
 	$(VENV)/bin/ruff format --check python $(wildcard examples bench)
 	cd python && ../$(VENV)/bin/mypy
@@ -55,6 +58,9 @@ test-rust:
 
 test-python:
 	$(VENV)/bin/pytest -q python/tests
+
+test-go:
+	cd interop/go && go vet ./... && go test -count=1 ./...
 
 ## ---- demo and benchmarks --------------------------------------------------------------------
 
