@@ -138,6 +138,7 @@ def run(
         sys.stderr.write(NOT_A_PLUGIN_MESSAGE)
         sys.stderr.flush()
         return 1
+    host_pid = os.getppid()  # read first: the host may die while we start up
     guard = _std_guard()
     try:
         version = _hs.negotiate(env.get("PLUGIN_PROTOCOL_VERSIONS"), settings.versions)
@@ -152,7 +153,7 @@ def run(
     if settings.handle_signals:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        return asyncio.run(_serve(app, servicers, settings, env, version, guard))
+        return asyncio.run(_serve(app, servicers, settings, env, version, guard, host_pid))
     except HandshakeError as exc:
         log.error("%s", exc)
         return 1
@@ -165,9 +166,11 @@ async def _serve(
     env: dict[str, str],
     version: int,
     guard: StdGuard,
+    host_pid: int,
 ) -> int:
-    import grpc
     from concurrent.futures import ThreadPoolExecutor
+
+    import grpc
 
     from ._plugin import services, tls
 
@@ -245,7 +248,7 @@ async def _serve(
         )
         if settings.handle_signals:
             loop.add_signal_handler(signal.SIGTERM, stop.set)
-        watcher = _watch_parent(stop, settings.parent_poll_s)
+        watcher = _watch_parent(stop, host_pid, settings.parent_poll_s)
         await stop.wait()
         watcher.cancel()
     finally:
@@ -284,20 +287,20 @@ def _bind_tcp(server: Any, ports: Sequence[int]) -> str:
     )
 
 
-def _watch_parent(stop: asyncio.Event, every_s: float) -> asyncio.Task[None]:
-    """Sets ``stop`` when the host (our parent) dies and we are re-parented."""
+def _watch_parent(stop: asyncio.Event, parent: int, every_s: float) -> asyncio.Task[None]:
+    """Sets ``stop`` when the host ``parent`` dies and we are re-parented (go-plugin #210)."""
 
     async def watch() -> None:
-        parent = os.getppid()
         if every_s <= 0 or parent == 1:
             return
         while not stop.is_set():
-            await asyncio.sleep(every_s)
             if os.getppid() != parent:
                 log.warning(
                     "host process %d is gone; stopping the plugin", parent, extra={"ppid": parent}
                 )
                 stop.set()
+                return
+            await asyncio.sleep(every_s)
 
     return asyncio.ensure_future(watch())
 

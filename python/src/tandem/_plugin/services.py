@@ -28,7 +28,7 @@ class Controller:
     def __init__(self, stop: asyncio.Event) -> None:
         self._stop = stop
 
-    async def Shutdown(self, request: Any, context: Any) -> Any:  # noqa: N802 - gRPC name
+    async def Shutdown(self, request: Any, context: Any) -> Any:
         from .._proto import grpc_controller_pb2
 
         log.debug("shutdown requested by the host")
@@ -43,19 +43,23 @@ class Stdio:
         self._buffer = buffer
         self._stop = stop
 
-    async def StreamStdio(self, request: Any, context: Any) -> AsyncIterator[Any]:  # noqa: N802
+    async def StreamStdio(self, request: Any, context: Any) -> AsyncIterator[Any]:
         from .._proto import grpc_stdio_pb2
 
         loop = asyncio.get_running_loop()
         wake = asyncio.Event()
-        unsubscribe = self._buffer.subscribe(lambda: loop.call_soon_threadsafe(wake.set))
+
+        def notify() -> None:
+            loop.call_soon_threadsafe(wake.set)
+
+        unsubscribe = self._buffer.subscribe(notify)
         try:
             while not self._stop.is_set():
                 # clear before draining: a put after this point sets ``wake`` again
                 wake.clear()
                 items = self._buffer.drain()
                 for channel, data in items:
-                    yield grpc_stdio_pb2.StdioData(channel=channel, data=data)
+                    yield grpc_stdio_pb2.StdioData(channel=channel, data=data)  # type: ignore[arg-type]
                 if items:
                     continue
                 waiter = asyncio.ensure_future(wake.wait())
@@ -70,7 +74,7 @@ class Stdio:
 class Broker:
     """``plugin.GRPCBroker``: holds the stream; refuses multiplexing knocks with an error."""
 
-    async def StartStream(  # noqa: N802 - gRPC name
+    async def StartStream(
         self, request_iterator: AsyncIterator[Any], context: Any
     ) -> AsyncIterator[Any]:
         from .._proto import grpc_broker_pb2
@@ -98,7 +102,7 @@ class CallService:
     def __init__(self, app: App) -> None:
         self._app = app
 
-    async def Invoke(self, request: Any, context: Any) -> Any:  # noqa: N802 - gRPC name
+    async def Invoke(self, request: Any, context: Any) -> Any:
         from .._proto import call_pb2
 
         metadata = {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
@@ -142,20 +146,22 @@ async def add_core_services(
     """
     from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-    from .._proto import (
-        call_pb2_grpc,
-        grpc_broker_pb2_grpc,
-        grpc_controller_pb2_grpc,
-        grpc_stdio_pb2_grpc,
-    )
+    from .._proto import call_pb2_grpc as call_grpc
+    from .._proto import grpc_broker_pb2_grpc as broker_grpc
+    from .._proto import grpc_controller_pb2_grpc as controller_grpc
+    from .._proto import grpc_stdio_pb2_grpc as stdio_grpc
+
+    # the generated *_pb2_grpc modules are untyped: go through Any
+    generated: list[Any] = [call_grpc, broker_grpc, controller_grpc, stdio_grpc]
+    call_mod, broker_mod, controller_mod, stdio_mod = generated
 
     health_servicer = health.aio.HealthServicer()
     for name in ("plugin", ""):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    grpc_controller_pb2_grpc.add_GRPCControllerServicer_to_server(Controller(stop), server)
-    grpc_stdio_pb2_grpc.add_GRPCStdioServicer_to_server(Stdio(buffer, stop), server)
-    grpc_broker_pb2_grpc.add_GRPCBrokerServicer_to_server(Broker(), server)
+    controller_mod.add_GRPCControllerServicer_to_server(Controller(stop), server)
+    stdio_mod.add_GRPCStdioServicer_to_server(Stdio(buffer, stop), server)
+    broker_mod.add_GRPCBrokerServicer_to_server(Broker(), server)
     if app is not None:
-        call_pb2_grpc.add_CallServicer_to_server(CallService(app), server)
+        call_mod.add_CallServicer_to_server(CallService(app), server)
     return health_servicer
