@@ -335,3 +335,15 @@ def test_bad_app_spec_fails_before_the_handshake() -> None:
 def test_each_start_gets_a_fresh_socket() -> None:
     with plugin("noisy_app:app") as a, plugin("noisy_app:app") as b:
         assert a.fields[3] != b.fields[3]
+
+
+def test_failing_startup_hook_exits_1_with_an_error_record_and_no_handshake() -> None:
+    proc = spawn("bad_startup_app:app")
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 1 and out == b""
+    records = [json.loads(line) for line in err.decode().splitlines() if line.startswith("{")]
+    errors = [r for r in records if r["@level"] == "error"]
+    assert errors, err
+    assert "FileNotFoundError" in errors[0]["@message"]
+    assert "model.bin is missing" in errors[0]["@message"]
+    assert "Traceback" in errors[0]["error"]

@@ -157,6 +157,11 @@ def run(
     except HandshakeError as exc:
         log.error("%s", exc)
         return 1
+    except Exception as exc:
+        # e.g. a failing startup hook or an unusable socket directory: one hclog error line
+        # (the host logs it at Error) instead of a raw traceback it would log at Debug
+        log.error("plugin failed: %s: %s", type(exc).__name__, exc, exc_info=True)
+        return 1
 
 
 async def _serve(
@@ -305,6 +310,23 @@ def _watch_parent(stop: asyncio.Event, parent: int, every_s: float) -> asyncio.T
     return asyncio.ensure_future(watch())
 
 
+def _log_uncaught_exceptions() -> None:
+    """Sends uncaught exceptions (main and threads) to the log as hclog errors."""
+    import threading
+
+    def hook(exc_type: Any, exc: Any, tb: Any) -> None:
+        log.error(
+            "uncaught exception: %s: %s", exc_type.__name__, exc, exc_info=(exc_type, exc, tb)
+        )
+
+    def thread_hook(args: threading.ExceptHookArgs) -> None:
+        if args.exc_type is not SystemExit:
+            hook(args.exc_type, args.exc_value, args.exc_traceback)
+
+    sys.excepthook = hook
+    threading.excepthook = thread_hook
+
+
 def _parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m tandem plugin",
@@ -365,6 +387,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.flush()
         return 1
     _std_guard()
+    _log_uncaught_exceptions()
     from ._loader import load_app
 
     try:

@@ -25,3 +25,8 @@ def echo(payload, ctx):
 @app.handler("fail")
 def fail(payload):
     raise ValueError("bad input: " + str(payload))
+
+
+@app.handler("ping")
+def ping(payload):
+    return payload
