@@ -351,3 +351,23 @@ def test_failing_startup_hook_exits_1_with_an_error_record_and_no_handshake() ->
     assert "FileNotFoundError" in errors[0]["@message"]
     assert "model.bin is missing" in errors[0]["@message"]
     assert "Traceback" in errors[0]["error"]
+
+
+def test_unknown_codec_is_a_bad_request() -> None:
+    with plugin("noisy_app:app") as p, grpc.insecure_channel(p.target) as ch:
+        stub = call_pb2_grpc.CallStub(ch)
+        reply = stub.Invoke(
+            call_pb2.CallRequest(method="echo", payload=b"1", codec="xml"), timeout=10
+        )
+        assert reply.error.kind == "bad_request" and "xml" in reply.error.message
+
+
+def test_bad_versions_flag_and_inverted_port_range_fail_clearly() -> None:
+    proc = spawn("noisy_app:app", "--versions", "one")
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 2 and out == b"" and b"--versions must be numbers" in err
+    env = host_env(PLUGIN_MIN_PORT="30000", PLUGIN_MAX_PORT="20000")
+    proc = spawn("noisy_app:app", "--network", "tcp", env=env)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 1 and out == b""
+    assert b"PLUGIN_MIN_PORT (30000) is greater than PLUGIN_MAX_PORT (20000)" in err
