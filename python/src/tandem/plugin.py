@@ -248,8 +248,11 @@ async def _serve(
         guard.write_handshake(line)
         guard.capture()
         log.debug(
-            "plugin serving",
-            extra={"network": network, "address": address, "version": version, "tls": bool(front)},
+            "plugin serving on %s %s (protocol version %d, %s)",
+            network,
+            address,
+            version,
+            "mutual TLS" if front else "no TLS",
         )
         if settings.handle_signals:
             loop.add_signal_handler(signal.SIGTERM, stop.set)
@@ -300,9 +303,7 @@ def _watch_parent(stop: asyncio.Event, parent: int, every_s: float) -> asyncio.T
             return
         while not stop.is_set():
             if os.getppid() != parent:
-                log.warning(
-                    "host process %d is gone; stopping the plugin", parent, extra={"ppid": parent}
-                )
+                log.warning("host process %d is gone; stopping the plugin", parent)
                 stop.set()
                 return
             await asyncio.sleep(every_s)

@@ -94,8 +94,9 @@ class Broker:
                 )
             else:
                 log.debug(
-                    "ignoring broker connection info",
-                    extra={"service_id": info.service_id, "address": info.address},
+                    "ignoring broker connection info for service %d at %s",
+                    info.service_id,
+                    info.address,
                 )
 
 
