@@ -30,3 +30,16 @@ def fail(payload):
 @app.handler("ping")
 def ping(payload):
     return payload
+
+
+@app.handler("log")
+def log_levels(payload, ctx):
+    ctx.logger.debug("level check debug")
+    ctx.logger.info("level check info")
+    ctx.logger.warning("level check warn")
+    ctx.logger.error("level check error")
+    try:
+        raise RuntimeError("level check exception")
+    except RuntimeError:
+        ctx.logger.exception("level check traceback")
+    return "logged"
