@@ -78,6 +78,7 @@ class PluginSettings:
     :param parent_poll_s: how often to check that the host is alive (0 disables).
     :param handle_signals: ignore SIGINT and stop on SIGTERM (off when embedding).
     :param max_workers: threads that run synchronous handlers and servicers.
+    :param env: the environment to read the host's variables from (default ``os.environ``).
     """
 
     cookie_key: str = DEFAULT_COOKIE_KEY
