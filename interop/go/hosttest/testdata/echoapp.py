@@ -43,3 +43,12 @@ def log_levels(payload, ctx):
     except RuntimeError:
         ctx.logger.exception("level check traceback")
     return "logged"
+
+
+@app.handler("spawn")
+def spawn_child(payload):
+    import subprocess
+
+    # a child that outlives the plugin; it inherits fds 1/2 (the stdio pipes), not the host's
+    child = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    return child.pid
