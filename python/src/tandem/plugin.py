@@ -262,9 +262,10 @@ async def _serve(
         watcher.cancel()
     finally:
         await health.enter_graceful_shutdown()
+        # stop gRPC first so in-flight answers still flow out through the TLS relay
+        await server.stop(settings.grace_s)
         if front is not None:
             await front.close()
-        await server.stop(settings.grace_s)
         for path in (socket_path,):
             if path:
                 with contextlib.suppress(OSError):
