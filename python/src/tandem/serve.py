@@ -209,8 +209,14 @@ def main(argv: Sequence[str]) -> int:
     from ._loader import load_app
 
     args = parser().parse_args(list(argv))
-    app = load_app(args.app)
-    registry = _registry(args.app, args.models)
+    try:
+        app = load_app(args.app)
+        registry = _registry(args.app, args.models)
+    except SystemExit as exc:
+        if isinstance(exc.code, str):
+            log.error("%s", exc.code)
+            return 2
+        raise
     try:
         return run(app, models=registry, settings=settings_from_args(args))
     except (RuntimeError, ValueError, OSError) as exc:
