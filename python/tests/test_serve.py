@@ -9,6 +9,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from serve_helpers import NOT_SERVING, SERVING, Server, invoke, predict, wait_until
 
@@ -232,11 +233,17 @@ def test_sigterm_drains_inflight_calls(tmp_path: Path) -> None:
     try:
         srv.wait_serving()
         ch = srv.channel()
+        watch = health_pb2_grpc.HealthStub(ch).Watch(
+            health_pb2.HealthCheckRequest(service="inference.InferenceService"), timeout=60
+        )
+        assert next(watch).status == SERVING
         with ThreadPoolExecutor(2) as pool:
             calls = [pool.submit(predict, ch, "gated", f'"{i}"'.encode(), 30) for i in range(2)]
             wait_until(lambda: json.loads(invoke(ch, "seen", b"null").ok.data), 10, "computing")
             srv.proc.send_signal(15)
             wait_until(lambda: srv.health(ch) == NOT_SERVING, 10, "NOT_SERVING while draining")
+            # The Watch stream reports the drain and ends, so it does not hold the shutdown.
+            assert [r.status for r in watch] == [NOT_SERVING]
             srv.open_gate("compute")
             assert all(c.result(30)[0].success for c in calls)
         assert srv.proc.wait(30) == 0
