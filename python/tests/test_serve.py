@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -250,3 +251,22 @@ def test_sigterm_drains_inflight_calls(tmp_path: Path) -> None:
         assert "draining" in srv.logs()
     finally:
         srv.close()
+
+
+def test_frequent_client_pings_get_no_goaway(server: Server) -> None:
+    # tonic clients ping often (http2_keep_alive_interval, keep_alive_while_idle, BDP pings);
+    # a default grpcio server answers that with GOAWAY too_many_pings and the channel drops.
+    states: list[grpc.ChannelConnectivity] = []
+    ch = server.channel(
+        **{
+            "grpc.keepalive_time_ms": 200,
+            "grpc.keepalive_permit_without_calls": 1,
+            "grpc.http2.max_pings_without_data": 0,
+        }
+    )
+    ch.subscribe(states.append, try_to_connect=True)
+    assert server.health(ch) == SERVING
+    time.sleep(3.0)  # not a readiness wait: the idle period in which the client pings ~15 times
+    assert states[-1] == grpc.ChannelConnectivity.READY, states
+    assert states.count(grpc.ChannelConnectivity.READY) == 1, states
+    ch.unsubscribe(states.append)
