@@ -270,3 +270,38 @@ def test_frequent_client_pings_get_no_goaway(server: Server) -> None:
     assert states[-1] == grpc.ChannelConnectivity.READY, states
     assert states.count(grpc.ChannelConnectivity.READY) == 1, states
     ch.unsubscribe(states.append)
+
+
+def test_sigterm_during_a_stuck_model_load_exits(tmp_path: Path) -> None:
+    srv = Server(tmp_path, "--drain-delay", "0", "--grace", "1")
+    try:
+        ch = srv.channel()
+        wait_until(lambda: srv.health(ch) == NOT_SERVING, 30, "server answering, model loading")
+        assert srv.stop(timeout=20) == 0  # the load thread never finishes; the worker exits
+        assert "killing them" not in srv.logs()
+    finally:
+        srv.close()
+
+
+def test_batch_larger_than_the_queue_is_resource_exhausted(server: Server) -> None:
+    stub = inference_pb2_grpc.InferenceServiceStub(server.channel())
+    with pytest.raises(grpc.RpcError) as err:
+        stub.BatchPredict(
+            inference_pb2.BatchPredictRequest(model_name="tiny", inputs=[b"1", b"2", b"3"]),
+            timeout=10,
+        )
+    assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "queue full" in err.value.details() and "3 more asked" in err.value.details()
+
+
+def test_stream_predict_rejects_bad_input(server: Server) -> None:
+    stub = inference_pb2_grpc.InferenceServiceStub(server.channel())
+    with pytest.raises(grpc.RpcError) as err:
+        list(
+            stub.StreamPredict(
+                inference_pb2.PredictRequest(model_name="risk", input_data=b'{"amount": 1}'),
+                timeout=10,
+            )
+        )
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "merchant_category" in err.value.details()
