@@ -220,3 +220,55 @@ def test_msgpack_roundtrip_and_dedup(redis_server: RedisServer, stream: str, con
     rows = r.xrange(f"{stream}:r")
     assert len(rows) == 1 and msgpack.unpackb(rows[0][1][b"payload"]) == {"n": 3}
     assert r.exists(f"{stream}:done:k1")
+
+
+SLOW_APP = """
+@app.handler("slow")
+def slow(p, ctx):
+    import redis
+    r = redis.Redis.from_url(os.environ["REDIS_URL"])
+    r.incr("slow_runs")
+    time.sleep(p["s"])
+    return {"ok": True}
+"""
+
+
+def test_lease_keeps_a_slow_task_from_being_stolen(
+    tmp_path: Path, redis_server: RedisServer, stream: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A handler three times slower than the visibility timeout runs once with two consumers."""
+    monkeypatch.setenv("REDIS_URL", redis_server.url)
+    write_app(tmp_path, SLOW_APP)
+    r = redis_server.client()
+    r.delete("slow_runs")
+    opts = ("--visibility-timeout", "0.6", "--reclaim-interval", "0.1", "--lease-interval", "0.15")
+    a = ConsumerProc(tmp_path, redis_server.url, stream, "--name", "a", *opts)
+    b = ConsumerProc(tmp_path, redis_server.url, stream, "--name", "b", *opts)
+    try:
+        publish(r, stream, "slow", b'{"s": 2.0}', reply_to=f"{stream}:r")
+        wait_until(20, lambda: r.xlen(f"{stream}:r") == 1, "the slow task's reply")
+        assert int(r.get("slow_runs")) == 1, a.output() + b.output()
+        assert r.xpending(stream, "g")["pending"] == 0
+    finally:
+        a.kill()
+        b.kill()
+
+
+def test_without_lease_extension_a_slow_task_would_be_taken_over(
+    tmp_path: Path, redis_server: RedisServer, stream: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The control for the lease test: a lease period longer than the handler lets the
+    second consumer reclaim the entry, so the task runs twice (what the lease prevents)."""
+    monkeypatch.setenv("REDIS_URL", redis_server.url)
+    write_app(tmp_path, SLOW_APP)
+    r = redis_server.client()
+    r.delete("slow_runs")
+    opts = ("--visibility-timeout", "0.3", "--reclaim-interval", "0.1", "--lease-interval", "60")
+    a = ConsumerProc(tmp_path, redis_server.url, stream, "--name", "a", *opts)
+    b = ConsumerProc(tmp_path, redis_server.url, stream, "--name", "b", *opts)
+    try:
+        publish(r, stream, "slow", b'{"s": 1.5}')
+        wait_until(20, lambda: int(r.get("slow_runs") or 0) >= 2, "the takeover")
+    finally:
+        a.kill()
+        b.kill()

@@ -82,13 +82,8 @@ class Consumer:
         self._stop.set()
 
     def _on_signal(self) -> None:
-        self._signals += 1
-        if self._signals == 1:
-            log.info("consumer %s: stopping after the tasks in flight", self.name)
-            self._stop.set()
-        else:
-            log.warning("consumer %s: second signal, exiting now (tasks stay pending)", self.name)
-            os._exit(1)
+        log.info("consumer %s: stopping after the tasks in flight", self.name)
+        self._stop.set()
 
     async def run(self) -> None:
         """Serves until :meth:`stop` (or SIGTERM/SIGINT), then returns."""
@@ -100,8 +95,16 @@ class Consumer:
             ) from exc
         loop = asyncio.get_running_loop()
         if self.s.handle_signals:
+            # signal.signal, not loop.add_signal_handler: a sync handler runs inline and
+            # blocks the loop, and a second SIGTERM must still exit at once.
+            def on_signal(_signum: int, _frame: object) -> None:
+                self._signals += 1
+                if self._signals > 1:
+                    os._exit(1)  # in-flight entries stay pending and are redelivered
+                loop.call_soon_threadsafe(self._on_signal)
+
             for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(sig, self._on_signal)
+                signal.signal(sig, on_signal)
         self._r = aioredis.Redis.from_url(self.s.redis_url, health_check_interval=10)
         self._move_due = self._r.register_script(MOVE_DUE)
         await self.app.astartup()
