@@ -259,13 +259,23 @@ class Consumer:
         self._lease.add(ids)
         batch = _Batch()
         try:
-            runs = []
+            concurrent = []
             for eid, flds in entries:
-                runs.append(self._one(batch, eid, flds, counts.get(eid, 1)))
-            await asyncio.gather(*runs)
+                run = self._one(batch, eid, flds, counts.get(eid, 1))
+                if self._is_async(flds):
+                    concurrent.append(run)
+                else:
+                    await run  # sync handler or bad entry: no task, no thread hop
+            if concurrent:
+                await asyncio.gather(*concurrent)
             await self._commit(batch)
         finally:
             self._lease.discard(ids)
+
+    def _is_async(self, flds: dict[bytes, bytes] | None) -> bool:
+        method = flds.get(b"method") if flds else None
+        reg = self.app._handlers.get(method.decode(errors="replace")) if method else None
+        return bool(reg and reg.is_async)
 
     async def _one(
         self, batch: _Batch, eid: bytes, flds: dict[bytes, bytes] | None, delivered: int
