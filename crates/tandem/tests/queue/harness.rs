@@ -33,7 +33,8 @@ def record(p, ctx):
 
 @app.handler("add")
 def add(p, ctx):
-    return {"sum": p["a"] + p["b"], "attempt": ctx.attempt, "tp": ctx.traceparent}
+    return {"sum": p["a"] + p["b"], "attempt": ctx.attempt, "tp": ctx.traceparent,
+            "left": ctx.remaining()}
 
 @app.handler("boom")
 def boom(p):

@@ -31,6 +31,10 @@ async fn result_comes_back_through_the_service() {
     let v: Value = resp.decode().unwrap();
     assert_eq!(v["sum"], 5);
     assert_eq!(v["attempt"], 1);
+    let left = v["left"]
+        .as_f64()
+        .expect("ctx.deadline set from the task's deadline");
+    assert!(left > 0.0 && left <= 20.0, "{left}");
     assert_eq!(
         v["tp"],
         "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"

@@ -33,6 +33,7 @@ from .._codec import CODECS, CodecName
 VERSION = b"1"
 HEADER_PREFIX = "h:"
 _REQUIRED = ("v", "id", "method", "codec", "payload", "attempt", "enq_ms")
+_REQUIRED_KEYS = tuple(n.encode() for n in _REQUIRED)
 
 
 class MalformedTask(ValueError):
@@ -82,9 +83,10 @@ def decode_task(fields: Mapping[bytes, bytes]) -> Task:
 
     :raises MalformedTask: a required field is missing or a value is invalid.
     """
-    missing = [n for n in _REQUIRED if n.encode() not in fields]
-    if missing:
-        raise MalformedTask(f"missing field{'s' if len(missing) > 1 else ''} {', '.join(missing)}")
+    if not all(k in fields for k in _REQUIRED_KEYS):
+        missing = [n for n in _REQUIRED if n.encode() not in fields]
+        plural = "s" if len(missing) > 1 else ""
+        raise MalformedTask(f"missing field{plural} {', '.join(missing)}")
     version = fields[b"v"]
     if version != VERSION:
         raise MalformedTask(f"unsupported format version {version[:16]!r} (this consumer reads 1)")
