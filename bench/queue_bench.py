@@ -144,14 +144,17 @@ class CeleryRun:
         stop(self.proc)
 
 
-def measure(run: Any, tasks: int, latency_tasks: int) -> dict[str, float]:
+def measure(run: Any, tasks: int, latency_tasks: int, rounds: int) -> dict[str, float]:
     r = run.r
     run.publish(50)  # warm up: imports, connections, group creation
     wait(60, run.done, "warm-up tasks")
-    start = time.perf_counter()
-    run.publish(tasks)
-    wait(600, run.done, f"{tasks} tasks")
-    tps = tasks / (time.perf_counter() - start)
+    rates = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        run.publish(tasks)
+        wait(600, run.done, f"{tasks} tasks")
+        rates.append(tasks / (time.perf_counter() - start))
+    tps = max(rates)  # best of the rounds: the machine is shared, noise only slows runs down
     r.delete("lat")
     for _ in range(latency_tasks):
         run.publish(1, "lat", time.time)
@@ -170,6 +173,7 @@ def main() -> int:
     ap.add_argument("--tasks", type=int, default=20000)
     ap.add_argument("--celery-tasks", type=int, default=3000)
     ap.add_argument("--latency-tasks", type=int, default=300)
+    ap.add_argument("--rounds", type=int, default=3, help="throughput rounds; the best counts")
     ap.add_argument("--no-celery", action="store_true")
     ap.add_argument("--out", default=str(HERE / "results" / "queue.md"))
     args = ap.parse_args()
@@ -240,7 +244,7 @@ def main() -> int:
             r.flushall()
             run = make()
             try:
-                res = measure(run, n, args.latency_tasks)
+                res = measure(run, n, args.latency_tasks, args.rounds)
             finally:
                 run.stop()
             sys.stderr.write(
@@ -271,18 +275,18 @@ def write(args: Any, results: list[tuple[str, int, dict[str, float]]]) -> None:
         "",
         (
             f"Command: `.venv/bin/python bench/queue_bench.py --tasks {args.tasks} "
-            f"--celery-tasks {args.celery_tasks} --latency-tasks {args.latency_tasks}`"
+            f"--celery-tasks {args.celery_tasks} --latency-tasks {args.latency_tasks} --rounds {args.rounds}`"
         ),
         "",
         (
             f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {os.cpu_count()} cores "
-            f"(shared with other work), redis-server {_version()} (private, no persistence), "
+            f"(shared with other work; load average {os.getloadavg()[0]:.1f}), redis-server {_version()} (private, no persistence), "
             f"Python {sys.version.split()[0]}."
         ),
         "",
         (
             "Throughput: N tasks XADDed (pipelined, 1000 per round trip) while the consumer runs, "
-            "timed until every task was handled and acknowledged. Latency: one task every 5 ms, "
+            "timed until every task was handled and acknowledged; best of the rounds. Latency: one task every 5 ms, "
             "from enqueue (producer clock) to handler start (handler clock, same host)."
         ),
         "",
