@@ -233,17 +233,31 @@ def slow(p, ctx):
 """
 
 
+def _two_slow_consumers(
+    tmp_path: Path, server: RedisServer, stream: str, lease_s: str, visibility_s: str
+) -> tuple[ConsumerProc, ConsumerProc]:
+    write_app(tmp_path, SLOW_APP)
+    server.client().delete("slow_runs")
+    opts = (
+        "--visibility-timeout",
+        visibility_s,
+        "--reclaim-interval",
+        "0.1",
+        "--lease-interval",
+        lease_s,
+    )
+    a = ConsumerProc(tmp_path, server.url, stream, "--name", "a", *opts)
+    b = ConsumerProc(tmp_path, server.url, stream, "--name", "b", *opts)
+    return a, b
+
+
 def test_lease_keeps_a_slow_task_from_being_stolen(
     tmp_path: Path, redis_server: RedisServer, stream: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A handler three times slower than the visibility timeout runs once with two consumers."""
     monkeypatch.setenv("REDIS_URL", redis_server.url)
-    write_app(tmp_path, SLOW_APP)
     r = redis_server.client()
-    r.delete("slow_runs")
-    opts = ("--visibility-timeout", "0.6", "--reclaim-interval", "0.1", "--lease-interval", "0.15")
-    a = ConsumerProc(tmp_path, redis_server.url, stream, "--name", "a", *opts)
-    b = ConsumerProc(tmp_path, redis_server.url, stream, "--name", "b", *opts)
+    a, b = _two_slow_consumers(tmp_path, redis_server, stream, "0.15", "0.6")
     try:
         publish(r, stream, "slow", b'{"s": 2.0}', reply_to=f"{stream}:r")
         wait_until(20, lambda: r.xlen(f"{stream}:r") == 1, "the slow task's reply")
@@ -260,12 +274,8 @@ def test_without_lease_extension_a_slow_task_would_be_taken_over(
     """The control for the lease test: a lease period longer than the handler lets the
     second consumer reclaim the entry, so the task runs twice (what the lease prevents)."""
     monkeypatch.setenv("REDIS_URL", redis_server.url)
-    write_app(tmp_path, SLOW_APP)
     r = redis_server.client()
-    r.delete("slow_runs")
-    opts = ("--visibility-timeout", "0.3", "--reclaim-interval", "0.1", "--lease-interval", "60")
-    a = ConsumerProc(tmp_path, redis_server.url, stream, "--name", "a", *opts)
-    b = ConsumerProc(tmp_path, redis_server.url, stream, "--name", "b", *opts)
+    a, b = _two_slow_consumers(tmp_path, redis_server, stream, "60", "0.3")
     try:
         publish(r, stream, "slow", b'{"s": 1.5}')
         wait_until(20, lambda: int(r.get("slow_runs") or 0) >= 2, "the takeover")

@@ -244,3 +244,18 @@ async fn sigterm_finishes_in_flight_tasks_and_a_second_exits_at_once() {
     c.kill();
     assert!(support::zombie_children().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumer_processes_exit_when_their_parent_is_killed() {
+    let redis = Redis::start("orphans", false);
+    let dir = support::test_dir("queue-orphans");
+    let mut consumer = Consumer::start(&dir, &redis, "jobs", &["--processes", "2"]);
+    let two = support::wait_until(Duration::from_secs(20), || consumer.workers().len() == 2).await;
+    assert!(two, "{}", consumer.output());
+    let workers = consumer.workers();
+    consumer.signal("-KILL", consumer.pid());
+    let _ = consumer.child.wait();
+    for w in workers {
+        support::assert_exits(w, Duration::from_secs(10)).await;
+    }
+}
