@@ -282,3 +282,18 @@ def test_without_lease_extension_a_slow_task_would_be_taken_over(
     finally:
         a.kill()
         b.kill()
+
+
+def test_bad_options_exit_2_with_the_reason() -> None:
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-m", "tandem", "consume", "service:app", "--processes", "0"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert out.returncode == 2
+    assert "processes must be at least 1, got 0" in out.stderr

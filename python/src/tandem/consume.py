@@ -102,9 +102,6 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     """``python -m tandem consume``: parses ``argv``, loads the app, runs; returns the code."""
     args = _parser().parse_args(argv)
-    from ._loader import load_app
-
-    app = load_app(args.app)
     try:
         settings = ConsumerSettings(
             redis_url=args.redis,
@@ -127,4 +124,6 @@ def main(argv: list[str]) -> int:
     except ValueError as exc:
         sys.stderr.write(f"tandem consume: {exc}\n")
         return 2
-    return run(app, settings=settings)
+    from ._loader import load_app
+
+    return run(load_app(args.app), settings=settings)
