@@ -4,6 +4,7 @@ set -euo pipefail
 
 need=()
 # (Transports add what they need here: redis-server for the queue, Go for the plugin interop.)
+command -v redis-server >/dev/null || need+=(redis-server)
 
 if ((${#need[@]})); then
   echo "tandem setup: installing ${need[*]}" >&2
