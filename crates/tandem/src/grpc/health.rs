@@ -145,7 +145,11 @@ async fn watch_once(conn: &Conn, w: &mut Watcher) -> Outcome {
             msg = stream.message() => match msg {
                 Ok(Some(resp)) => apply(conn, &w.service, resp.status),
                 Ok(None) => {
-                    conn.set_health(Health::Ejected("health watch ended by the server".to_owned()));
+                    // A draining tandem server sends NOT_SERVING and then ends the watch:
+                    // keep that reason.
+                    if !matches!(conn.health_snapshot(), Health::Ejected(_)) {
+                        conn.set_health(Health::Ejected("health watch ended by the server".to_owned()));
+                    }
                     return Outcome::Failed;
                 }
                 Err(status) => {

@@ -94,7 +94,7 @@ async fn invoke_answers_and_maps_every_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deadline_trace_and_headers_reach_the_handler() {
-    let server = Server::start("deadline_reaches", 1, &[]).await;
+    let server = Server::start("deadline_reaches", 1, &["--max-message-bytes", "100000"]).await;
     let c = client(&[server.uri()], 1);
     let timeout = Duration::from_millis(1500);
     let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
@@ -186,33 +186,4 @@ async fn no_healthy_endpoint_is_unavailable_with_reason() {
     let err = tandem::grpc::Client::from_uri("ftp://x").unwrap_err();
     assert_eq!(err.kind(), ErrorKind::BadRequest);
     assert!(err.to_string().contains("grpc://HOST:PORT"), "{err}");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn server_concurrency_limit_is_overloaded() {
-    // One connection: its health watch takes one of the 3 slots, two sleeps take the rest.
-    let server = Server::start("concurrency_limit", 1, &["--max-concurrent-rpcs", "3"]).await;
-    let c = client(&[server.uri()], 1);
-    c.wait_ready(Duration::from_secs(30)).await.unwrap();
-    let calls = (0..6).map(|_| {
-        let c = c.clone();
-        tokio::spawn(async move { c.invoke(json("sleep", serde_json::json!({"s": 1.0}))).await })
-    });
-    let mut overloaded = 0;
-    for call in calls {
-        match call.await.unwrap() {
-            Ok(_) => {}
-            Err(e) => {
-                assert_eq!(e.kind(), ErrorKind::Overloaded, "{e}");
-                assert!(e.to_string().contains("RPC limit"), "{e}");
-                overloaded += 1;
-            }
-        }
-    }
-    assert!(
-        overloaded >= 1,
-        "no call was shed by --max-concurrent-rpcs 3"
-    );
-    server.stop().await;
-    assert_no_zombies();
 }

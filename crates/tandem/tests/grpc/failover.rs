@@ -21,6 +21,11 @@ struct Load {
 
 impl Load {
     fn start(c: &tandem::grpc::Client, concurrency: usize, s: f64) -> Load {
+        Load::start_with(c, concurrency, s, false)
+    }
+
+    /// With `keyed`, every call carries an idempotency key (so it may be retried).
+    fn start_with(c: &tandem::grpc::Client, concurrency: usize, s: f64, keyed: bool) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
         let ok = Arc::new(AtomicUsize::new(0));
         let pids = Arc::new(Mutex::new(Vec::new()));
@@ -35,8 +40,14 @@ impl Load {
                     errors.clone(),
                 );
                 tokio::spawn(async move {
+                    let mut n = 0u64;
                     while !stop.load(Ordering::Relaxed) {
-                        match c.invoke(json("sleep", serde_json::json!({"s": s}))).await {
+                        n += 1;
+                        let mut req = json("sleep", serde_json::json!({"s": s}));
+                        if keyed {
+                            req = req.with_idempotency_key(format!("call-{n}"));
+                        }
+                        match c.invoke(req).await {
                             Ok(r) => {
                                 pids.lock().unwrap().push(pid_of(&r.decode().unwrap()));
                                 ok.fetch_add(1, Ordering::Relaxed);
@@ -137,6 +148,26 @@ async fn killed_process_fails_only_calls_in_flight() {
         assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
         assert!(e.to_string().contains("sleep at http://127.0.0.1"), "{e}");
     }
+    server.stop().await;
+    assert_no_zombies();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotent_calls_are_retried_on_another_process() {
+    let server = Server::start("idempotent_retry", 2, &[]).await;
+    let c = client(&[server.uri()], 16);
+    c.wait_ready(Duration::from_secs(30)).await.unwrap();
+    let load = Load::start_with(&c, 8, 0.05, true);
+    load.advance(40).await;
+    let victim = server.worker_pids()[0];
+    Server::signal(victim, "KILL");
+    support::assert_exits(victim, Duration::from_secs(10)).await;
+    load.advance(60).await;
+    let errors = load.stop().await;
+    assert!(
+        errors.is_empty(),
+        "idempotent calls failed despite retries: {errors:?}"
+    );
     server.stop().await;
     assert_no_zombies();
 }
