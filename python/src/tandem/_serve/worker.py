@@ -1,0 +1,165 @@
+"""One worker process: a grpc.aio server with the generic call, inference, health and reflection.
+
+Lifecycle: bind and start with every health service NOT_SERVING → run the App's startup hooks
+and load + warm each model → SERVING → on SIGTERM (or when the parent dies: its pipe reaches
+EOF) NOT_SERVING, keep answering for ``drain_delay_s``, stop accepting, let in-flight calls
+finish within ``grace_s`` → shutdown hooks → exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from typing import Any
+
+from ..app import App
+from ..models import BatchConfig, Registry
+from .settings import ServeSettings
+
+__all__ = ["EXIT_CONFIG", "SERVICES", "serve_worker"]
+
+log = logging.getLogger("tandem.serve")
+
+#: Exit status of a worker that cannot start (bad address, model load failed): not restarted.
+EXIT_CONFIG = 78
+
+#: Health service names: the server as a whole and each gRPC service.
+SERVICES = ("", "tandem.v1.Call", "inference.InferenceService")
+
+
+def serve_worker(
+    app: App, registry: Registry, settings: ServeSettings, index: int, parent_fd: int | None
+) -> int:
+    """Runs worker ``index`` until it is told to stop; returns its exit status."""
+    return asyncio.run(_Worker(app, registry, settings, index).run(parent_fd))
+
+
+class _Worker:
+    def __init__(self, app: App, registry: Registry, settings: ServeSettings, index: int) -> None:
+        self.app = app
+        self.registry = registry
+        self.settings = settings
+        self.index = index
+
+    def _build(self) -> tuple[Any, Any, Any, Any]:
+        import grpc
+        from grpc_reflection.v1alpha import reflection
+
+        from .._proto import call_pb2_grpc, inference_pb2_grpc
+        from .call import CallService
+        from .health import Health
+        from .inference import InferenceService
+
+        s = self.settings
+        server = grpc.aio.server(
+            options=s.grpc_options(),
+            maximum_concurrent_rpcs=s.max_concurrent_rpcs,
+            compression=grpc.Compression.Gzip if s.gzip else None,
+        )
+        health = Health(SERVICES)
+        calls = CallService(self.app)
+        inference = InferenceService(self.registry)
+        call_pb2_grpc.add_CallServicer_to_server(calls, server)  # type: ignore[no-untyped-call]
+        inference_pb2_grpc.add_InferenceServiceServicer_to_server(  # type: ignore[no-untyped-call]
+            inference, server
+        )
+        from grpc_health.v1 import health_pb2_grpc
+
+        health_pb2_grpc.add_HealthServicer_to_server(health, server)
+        reflection.enable_server_reflection(
+            (*SERVICES[1:], "grpc.health.v1.Health", reflection.SERVICE_NAME), server
+        )
+        return server, health, calls, inference
+
+    def _bind(self, server: Any) -> list[str]:
+        s = self.settings
+        addresses = []
+        if s.port is not None:
+            addresses.append(f"{s.host}:{s.port}")
+        path = s.unix_path(self.index)
+        if path is not None:
+            if os.path.exists(path):
+                os.unlink(path)
+            addresses.append(f"unix:{path}")
+        for address in addresses:
+            server.add_insecure_port(address)
+        return addresses
+
+    async def _load(self, calls: Any, inference: Any) -> None:
+        await self.app.astartup()
+        calls.ready = True
+        for model in self.registry:
+            log.info("worker %d: loading model %s", self.index, model.name)
+            await asyncio.to_thread(model.load)
+            await asyncio.to_thread(model.warm)
+            config = model.batching
+            if not self.settings.batching:
+                config = BatchConfig(
+                    max_batch_size=1,
+                    max_queue_delay_ms=0,
+                    max_queue_size=config.max_queue_size,
+                    supports_batching=False,
+                    max_concurrent_batches=config.max_concurrent_batches,
+                )
+            from .batching import Batcher
+
+            inference.batchers[model.name] = Batcher(model, config)
+
+    async def run(self, parent_fd: int | None) -> int:
+        from grpc_health.v1 import health_pb2
+
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        if parent_fd is not None:
+            loop.add_reader(parent_fd, stop.set)  # EOF: the supervisor is gone
+        try:
+            server, health, calls, inference = self._build()
+            addresses = self._bind(server)
+        except Exception as exc:
+            log.error("worker %d: cannot start the gRPC server: %s", self.index, exc)
+            return EXIT_CONFIG
+        await server.start()
+        log.info("worker %d (pid %d) listening on %s", self.index, os.getpid(), addresses)
+        loading = asyncio.create_task(self._load(calls, inference))
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait({loading, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        code = 0
+        if loading.done() and loading.exception() is not None:
+            failure = loading.exception()
+            log.error(
+                "worker %d: startup failed: %s: %s (fix the model or startup hook)",
+                self.index,
+                type(failure).__name__,
+                failure,
+            )
+            code = EXIT_CONFIG
+        elif loading.done():
+            health.set_all(health_pb2.HealthCheckResponse.SERVING)
+            log.info("worker %d: serving models %s", self.index, self.registry.names())
+            await stopping
+        loading.cancel()
+        stopping.cancel()
+        await self._drain(server, health, inference, code == 0)
+        return code
+
+    async def _drain(self, server: Any, health: Any, inference: Any, delay: bool) -> None:
+        s = self.settings
+        health.drain()
+        log.info("worker %d: draining (grace %.1fs)", self.index, s.grace_s)
+        if delay and s.drain_delay_s > 0:
+            await asyncio.sleep(s.drain_delay_s)
+        await server.stop(s.grace_s)
+        for batcher in inference.batchers.values():
+            await batcher.close()
+        try:
+            await self.app.ashutdown()
+        except Exception:
+            log.exception("worker %d: shutdown hook failed", self.index)
+        path = s.unix_path(self.index)
+        if path is not None and os.path.exists(path):
+            os.unlink(path)
+        log.info("worker %d: stopped", self.index)

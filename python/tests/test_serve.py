@@ -1,0 +1,245 @@
+"""The multi-process gRPC server against a real grpcio client: statuses, Call, health, limits."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from serve_helpers import NOT_SERVING, SERVING, Server, invoke, predict, wait_until
+
+from tandem._proto import inference_pb2, inference_pb2_grpc
+
+pytestmark = pytest.mark.timeout(90)
+
+HIGH = {
+    "amount": 950,
+    "merchant_category": "crypto",
+    "country_mismatch": True,
+    "hour": 3,
+    "velocity_1h": 6,
+    "card_age_days": 2,
+}
+LOW = {
+    "amount": 18,
+    "merchant_category": "grocery",
+    "card_present": True,
+    "hour": 14,
+    "card_age_days": 1500,
+}
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    srv = Server(tmp_path, "--grace", "5", "--drain-delay", "0", "--max-message-bytes", "1048576")
+    srv.open_gate("load")
+    try:
+        srv.wait_serving()
+        yield srv
+    finally:
+        srv.close()
+
+
+def test_predict_scores_a_payment(server: Server) -> None:
+    reply, call = predict(server.channel(), "risk", json.dumps(HIGH).encode())
+    out = json.loads(reply.output_data)
+    assert reply.success and out["decision"] in ("review", "decline")
+    assert reply.confidence == pytest.approx(out["confidence"], abs=1e-6)
+    trailers = dict(call.trailing_metadata())
+    assert int(trailers["tandem-batch-size"]) >= 1 and "tandem-worker-pid" in trailers
+
+
+def test_unknown_model_is_not_found(server: Server) -> None:
+    with pytest.raises(grpc.RpcError) as err:
+        predict(server.channel(), "nope", b"{}")
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    assert "'nope' is not served" in err.value.details() and "risk" in err.value.details()
+
+
+def test_undecodable_input_is_invalid_argument(server: Server) -> None:
+    ch = server.channel()
+    with pytest.raises(grpc.RpcError) as err:
+        predict(ch, "risk", b"\xff not json")
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "not JSON" in err.value.details()
+    with pytest.raises(grpc.RpcError) as err:
+        predict(ch, "risk", json.dumps({"amount": 3, "merchant_category": "casino"}).encode())
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "'casino' is unknown" in err.value.details() and "grocery" in err.value.details()
+    assert ("tandem-error-kind", "bad_request") in err.value.trailing_metadata()
+
+
+def test_model_failure_is_internal(server: Server) -> None:
+    with pytest.raises(grpc.RpcError) as err:
+        predict(server.channel(), "broken", b"{}")
+    assert err.value.code() == grpc.StatusCode.INTERNAL
+    assert "weights corrupted" in err.value.details()
+
+
+def test_full_queue_is_resource_exhausted(server: Server) -> None:
+    ch = server.channel()
+
+    def one(i: int) -> grpc.StatusCode:
+        try:
+            predict(ch, "tiny", str(i).encode(), timeout=20)
+            return grpc.StatusCode.OK
+        except grpc.RpcError as exc:
+            assert "queue full" in exc.details(), exc.details()
+            return exc.code()
+
+    with ThreadPoolExecutor(12) as pool:
+        codes = list(pool.map(one, range(12)))
+    assert grpc.StatusCode.OK in codes
+    assert grpc.StatusCode.RESOURCE_EXHAUSTED in codes
+
+
+def test_expired_request_is_dropped_before_compute(server: Server) -> None:
+    ch = server.channel()
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(predict, ch, "gated", b'"first"', 20)
+        wait_until(
+            lambda: json.loads(invoke(ch, "seen", b"null").ok.data) == ["first"],
+            10,
+            "first input computing",
+        )
+        with pytest.raises(grpc.RpcError) as err:
+            predict(ch, "gated", b'"late"', timeout=0.3)
+        assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        server.open_gate("compute")
+        assert first.result(20)[0].success
+    # The late input was dropped, never computed.
+    wait_until(lambda: predict(ch, "gated", b'"after"')[0].success, 10, "gated model free")
+    assert json.loads(invoke(ch, "seen", b"null").ok.data) == ["first", "after"]
+
+
+def test_call_sees_client_deadline_and_trace(server: Server) -> None:
+    tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    reply = invoke(
+        server.channel(),
+        "echo",
+        b'{"x": 1}',
+        timeout=5.0,
+        metadata=(("traceparent", tp),),
+        idempotency_key="k1",
+    )
+    out = json.loads(reply.ok.data)
+    assert reply.ok.codec == "json" and out["payload"] == {"x": 1}
+    assert 2.0 < out["remaining"] <= 5.0  # the client gave 5 s; the handler sees what is left
+    assert out["traceparent"] == tp
+    reply = invoke(server.channel(), "echo", b"{}", traceparent="00-aa-bb-01", metadata=None)
+    assert json.loads(reply.ok.data)["traceparent"] == "00-aa-bb-01"
+
+
+def test_call_remote_error_and_bad_request(server: Server) -> None:
+    ch = server.channel()
+    err = invoke(ch, "boom", b"{}").error
+    assert (err.kind, err.type) == ("remote", "KeyError")
+    assert "no such account" in err.message and "Traceback" in err.traceback
+    err = invoke(ch, "missing", b"{}").error
+    assert err.kind == "bad_request" and "no handler 'missing'" in err.message
+    err = invoke(ch, "echo", b"{not json").error
+    assert err.kind == "bad_request" and "does not decode" in err.message
+
+
+def test_oversized_message_is_resource_exhausted(server: Server) -> None:
+    big = b'"' + b"x" * (2 * 1024 * 1024) + b'"'
+    ch = server.channel(**{"grpc.max_send_message_length": 8 * 1024 * 1024})
+    with pytest.raises(grpc.RpcError) as err:
+        predict(ch, "risk", big)
+    assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "larger than max" in err.value.details()
+
+
+def test_batch_predict_reports_each_item(server: Server) -> None:
+    stub = inference_pb2_grpc.InferenceServiceStub(server.channel())
+    inputs = [json.dumps(LOW).encode(), b"oops", json.dumps(HIGH).encode()]
+    reply = stub.BatchPredict(
+        inference_pb2.BatchPredictRequest(model_name="risk", inputs=inputs), timeout=10
+    )
+    ok_low, bad, ok_high = reply.results
+    assert ok_low.success and ok_high.success and not bad.success
+    assert bad.error.startswith("bad_request:") and "not JSON" in bad.error
+    assert json.loads(ok_high.output_data)["risk"] > json.loads(ok_low.output_data)["risk"]
+
+
+def test_stream_predict_yields_contributions_then_total(server: Server) -> None:
+    stub = inference_pb2_grpc.InferenceServiceStub(server.channel())
+    chunks = list(
+        stub.StreamPredict(
+            inference_pb2.PredictRequest(model_name="risk", input_data=json.dumps(HIGH).encode()),
+            timeout=10,
+        )
+    )
+    *parts, final = [json.loads(c.data) for c in chunks]
+    assert [c.is_final for c in chunks] == [False] * len(parts) + [True]
+    assert all("contribution" in p for p in parts)
+    assert sum(p["contribution"] for p in parts) + final["bias"] == pytest.approx(
+        final["logit"], abs=1e-4
+    )
+
+
+def test_gzip_requests_are_accepted(server: Server) -> None:
+    stub = inference_pb2_grpc.InferenceServiceStub(server.channel())
+    reply = stub.Predict(
+        inference_pb2.PredictRequest(model_name="risk", input_data=json.dumps(LOW).encode()),
+        timeout=10,
+        compression=grpc.Compression.Gzip,
+    )
+    assert json.loads(reply.output_data)["decision"] == "approve"
+
+
+def test_health_services_and_reflection(server: Server) -> None:
+    ch = server.channel()
+    for service in ("", "tandem.v1.Call", "inference.InferenceService"):
+        assert server.health(ch, service) == SERVING
+    assert server.health(ch, "nope") is None
+    stub = reflection_pb2_grpc.ServerReflectionStub(ch)
+    reply = next(
+        iter(
+            stub.ServerReflectionInfo(
+                iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=5
+            )
+        )
+    )
+    names = {s.name for s in reply.list_services_response.service}
+    assert {"tandem.v1.Call", "inference.InferenceService", "grpc.health.v1.Health"} <= names
+
+
+def test_not_serving_while_a_model_loads(tmp_path: Path) -> None:
+    srv = Server(tmp_path, "--drain-delay", "0")
+    try:
+        ch = srv.channel()
+        wait_until(lambda: srv.health(ch) is not None, 30, "server answering")
+        assert srv.health(ch, "inference.InferenceService") == NOT_SERVING
+        with pytest.raises(grpc.RpcError) as err:
+            predict(ch, "slow_load", b"1")
+        assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+        srv.open_gate("load")
+        wait_until(lambda: srv.health(ch) == SERVING, 30, "SERVING after load")
+        assert predict(ch, "slow_load", b"1")[0].success
+        assert srv.stop() == 0
+    finally:
+        srv.close()
+
+
+def test_sigterm_drains_inflight_calls(tmp_path: Path) -> None:
+    srv = Server(tmp_path, "--drain-delay", "3", "--grace", "20")
+    srv.open_gate("load")
+    try:
+        srv.wait_serving()
+        ch = srv.channel()
+        with ThreadPoolExecutor(2) as pool:
+            calls = [pool.submit(predict, ch, "gated", f'"{i}"'.encode(), 30) for i in range(2)]
+            wait_until(lambda: json.loads(invoke(ch, "seen", b"null").ok.data), 10, "computing")
+            srv.proc.send_signal(15)
+            wait_until(lambda: srv.health(ch) == NOT_SERVING, 10, "NOT_SERVING while draining")
+            srv.open_gate("compute")
+            assert all(c.result(30)[0].success for c in calls)
+        assert srv.proc.wait(30) == 0
+        assert "draining" in srv.logs()
+    finally:
+        srv.close()
