@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from serve_helpers import NOT_SERVING, SERVING, Server, invoke, predict, wait_until
 
@@ -232,14 +234,74 @@ def test_sigterm_drains_inflight_calls(tmp_path: Path) -> None:
     try:
         srv.wait_serving()
         ch = srv.channel()
+        watch = health_pb2_grpc.HealthStub(ch).Watch(
+            health_pb2.HealthCheckRequest(service="inference.InferenceService"), timeout=60
+        )
+        assert next(watch).status == SERVING
         with ThreadPoolExecutor(2) as pool:
             calls = [pool.submit(predict, ch, "gated", f'"{i}"'.encode(), 30) for i in range(2)]
             wait_until(lambda: json.loads(invoke(ch, "seen", b"null").ok.data), 10, "computing")
             srv.proc.send_signal(15)
             wait_until(lambda: srv.health(ch) == NOT_SERVING, 10, "NOT_SERVING while draining")
+            # The Watch stream reports the drain and ends, so it does not hold the shutdown.
+            assert [r.status for r in watch] == [NOT_SERVING]
             srv.open_gate("compute")
             assert all(c.result(30)[0].success for c in calls)
         assert srv.proc.wait(30) == 0
         assert "draining" in srv.logs()
     finally:
         srv.close()
+
+
+def test_frequent_client_pings_get_no_goaway(server: Server) -> None:
+    # tonic clients ping often (http2_keep_alive_interval, keep_alive_while_idle, BDP pings);
+    # a default grpcio server answers that with GOAWAY too_many_pings and the channel drops.
+    states: list[grpc.ChannelConnectivity] = []
+    ch = server.channel(
+        **{
+            "grpc.keepalive_time_ms": 200,
+            "grpc.keepalive_permit_without_calls": 1,
+            "grpc.http2.max_pings_without_data": 0,
+        }
+    )
+    ch.subscribe(states.append, try_to_connect=True)
+    assert server.health(ch) == SERVING
+    time.sleep(3.0)  # not a readiness wait: the idle period in which the client pings ~15 times
+    assert states[-1] == grpc.ChannelConnectivity.READY, states
+    assert states.count(grpc.ChannelConnectivity.READY) == 1, states
+    ch.unsubscribe(states.append)
+
+
+def test_sigterm_during_a_stuck_model_load_exits(tmp_path: Path) -> None:
+    srv = Server(tmp_path, "--drain-delay", "0", "--grace", "1")
+    try:
+        ch = srv.channel()
+        wait_until(lambda: srv.health(ch) == NOT_SERVING, 30, "server answering, model loading")
+        assert srv.stop(timeout=20) == 0  # the load thread never finishes; the worker exits
+        assert "killing them" not in srv.logs()
+    finally:
+        srv.close()
+
+
+def test_batch_larger_than_the_queue_is_resource_exhausted(server: Server) -> None:
+    stub = inference_pb2_grpc.InferenceServiceStub(server.channel())
+    with pytest.raises(grpc.RpcError) as err:
+        stub.BatchPredict(
+            inference_pb2.BatchPredictRequest(model_name="tiny", inputs=[b"1", b"2", b"3"]),
+            timeout=10,
+        )
+    assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "queue full" in err.value.details() and "3 more asked" in err.value.details()
+
+
+def test_stream_predict_rejects_bad_input(server: Server) -> None:
+    stub = inference_pb2_grpc.InferenceServiceStub(server.channel())
+    with pytest.raises(grpc.RpcError) as err:
+        list(
+            stub.StreamPredict(
+                inference_pb2.PredictRequest(model_name="risk", input_data=b'{"amount": 1}'),
+                timeout=10,
+            )
+        )
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "merchant_category" in err.value.details()

@@ -32,8 +32,22 @@ SERVICES = ("", "tandem.v1.Call", "inference.InferenceService")
 def serve_worker(
     app: App, registry: Registry, settings: ServeSettings, index: int, parent_fd: int | None
 ) -> int:
-    """Runs worker ``index`` until it is told to stop; returns its exit status."""
-    return asyncio.run(_Worker(app, registry, settings, index).run(parent_fd))
+    """Runs worker ``index`` until it is told to stop; returns its exit status.
+
+    Unlike ``asyncio.run``, it does not wait for executor threads at exit: a model load or a
+    sync handler stuck in a thread must not keep a stopped worker alive.
+    """
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        return loop.run_until_complete(_Worker(app, registry, settings, index).run(parent_fd))
+    finally:
+        tasks = asyncio.all_tasks(loop)
+        for task in tasks:
+            task.cancel()
+        loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
 
 
 class _Worker:

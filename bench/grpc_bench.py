@@ -1,0 +1,345 @@
+"""grpc transport benchmark (Python side): Predict on the risk model at concurrency 64.
+
+Runs, in one go and on the same machine:
+
+* ``naive``: bench/grpc_naive_server.py, one grpcio process with a ThreadPoolExecutor(10),
+  the model called once per request;
+* ``tandem serve`` with 1 and 2 worker processes, batching off and on.
+
+The load comes from separate client processes (grpc.aio, several connections each so
+SO_REUSEPORT spreads them over the workers). Writes bench/results/grpc.md.
+
+    .venv/bin/python bench/grpc_bench.py [--duration 6] [--concurrency 64] [--clients 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results" / "grpc.md"
+
+SERVICE = """
+import tandem
+from tandem.models import Registry, RiskModel
+app = tandem.App("bench")
+models = Registry([RiskModel()])
+"""
+
+
+def payments(n: int = 256) -> list[bytes]:
+    cats = ["grocery", "fuel", "travel", "electronics", "gaming", "crypto"]
+    return [
+        json.dumps(
+            {
+                "amount": 3.0 + 17.0 * i,
+                "merchant_category": cats[i % len(cats)],
+                "country_mismatch": i % 7 == 0,
+                "hour": i % 24,
+                "velocity_1h": i % 5,
+                "card_age_days": 5 + 13 * i,
+                "card_present": i % 3 == 0,
+            }
+        ).encode()
+        for i in range(n)
+    ]
+
+
+# ----- client process ------------------------------------------------------------------------
+
+
+async def _client(
+    target: str, concurrency: int, channels: int, warmup: float, duration: float
+) -> dict[str, Any]:
+    import grpc
+    from tandem._proto import inference_pb2, inference_pb2_grpc
+
+    inputs = payments()
+    opts = [("grpc.use_local_subchannel_pool", 1)]
+    chans = [grpc.aio.insecure_channel(target, options=opts) for _ in range(channels)]
+    stubs = [inference_pb2_grpc.InferenceServiceStub(c) for c in chans]
+    latencies: list[float] = []
+    errors = 0
+    start = time.perf_counter()
+    measure_from = start + warmup
+    stop_at = measure_from + duration
+
+    async def user(i: int) -> None:
+        nonlocal errors
+        stub = stubs[i % len(stubs)]
+        k = i
+        while True:
+            t0 = time.perf_counter()
+            if t0 >= stop_at:
+                return
+            req = inference_pb2.PredictRequest(
+                model_name="risk", input_data=inputs[k % len(inputs)]
+            )
+            k += concurrency
+            try:
+                await stub.Predict(req, timeout=10)
+                ok = True
+            except grpc.RpcError:
+                ok = False
+            t1 = time.perf_counter()
+            if t0 >= measure_from and t1 <= stop_at:
+                if ok:
+                    latencies.append(t1 - t0)
+                else:
+                    errors += 1
+
+    await asyncio.gather(*(user(i) for i in range(concurrency)))
+    for c in chans:
+        await c.close()
+    return {"latencies": latencies, "errors": errors, "duration": duration}
+
+
+def client_main(args: argparse.Namespace) -> None:
+    result = asyncio.run(
+        _client(
+            args.target, args.concurrency, args.channels, args.warmup, args.duration
+        )
+    )
+    Path(args.out).write_text(json.dumps(result))
+
+
+# ----- orchestration -------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_ready(port: int, timeout: float = 60.0) -> None:
+    import grpc
+    from tandem._proto import inference_pb2, inference_pb2_grpc
+
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        ch = grpc.insecure_channel(f"127.0.0.1:{port}")
+        try:
+            inference_pb2_grpc.InferenceServiceStub(ch).Predict(
+                inference_pb2.PredictRequest(
+                    model_name="risk", input_data=payments(1)[0]
+                ),
+                timeout=1,
+            )
+            return
+        except grpc.RpcError:
+            time.sleep(0.1)
+        finally:
+            ch.close()
+    raise RuntimeError(f"server on port {port} not ready after {timeout}s")
+
+
+def start_server(
+    kind: str, workers: int, batching: bool, port: int, workdir: Path
+) -> subprocess.Popen[bytes]:
+    py = sys.executable
+    if kind == "naive":
+        cmd = [py, str(ROOT / "bench" / "grpc_naive_server.py"), "--port", str(port)]
+    else:
+        cmd = [
+            py,
+            "-m",
+            "tandem",
+            "serve",
+            "svc:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--drain-delay",
+            "0",
+            "--grace",
+            "2",
+        ]
+        if not batching:
+            cmd.append("--no-batching")
+    env = {**os.environ, "TANDEM_LOG": "warn"}
+    return subprocess.Popen(cmd, cwd=workdir, env=env, start_new_session=True)
+
+
+def stop_server(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(5)
+
+
+def run_load(port: int, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    per_client = args.concurrency // args.clients
+    outs = [workdir / f"client{i}.json" for i in range(args.clients)]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                __file__,
+                "--client",
+                "--target",
+                f"127.0.0.1:{port}",
+                "--concurrency",
+                str(per_client),
+                "--channels",
+                str(args.channels),
+                "--warmup",
+                str(args.warmup),
+                "--duration",
+                str(args.duration),
+                "--out",
+                str(out),
+            ]
+        )
+        for out in outs
+    ]
+    for p in procs:
+        if p.wait(args.warmup + args.duration + 60) != 0:
+            raise RuntimeError("a load client failed")
+    lat: list[float] = []
+    errors = 0
+    for out in outs:
+        r = json.loads(out.read_text())
+        lat += r["latencies"]
+        errors += r["errors"]
+    lat.sort()
+
+    def pct(q: float) -> float:
+        return lat[min(len(lat) - 1, int(q * len(lat)))] * 1000 if lat else float("nan")
+
+    return {
+        "rps": len(lat) / args.duration,
+        "p50": pct(0.50),
+        "p99": pct(0.99),
+        "errors": errors,
+        "n": len(lat),
+    }
+
+
+SCENARIOS = [
+    ("naive", "naive (grpcio ThreadPool(10), 1 process)", 1, False),
+    ("tandem-1-off", "tandem serve, 1 worker, batching off", 1, False),
+    ("tandem-1-on", "tandem serve, 1 worker, batching on", 1, True),
+    ("tandem-2-off", "tandem serve, 2 workers, batching off", 2, False),
+    ("tandem-2-on", "tandem serve, 2 workers, batching on", 2, True),
+]
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--target", help=argparse.SUPPRESS)
+    p.add_argument("--out", help=argparse.SUPPRESS)
+    p.add_argument(
+        "--concurrency", type=int, default=64, help="calls in flight in total"
+    )
+    p.add_argument("--clients", type=int, default=2, help="load generator processes")
+    p.add_argument(
+        "--channels", type=int, default=4, help="connections per client process"
+    )
+    p.add_argument("--warmup", type=float, default=1.5, help="seconds before measuring")
+    p.add_argument(
+        "--duration", type=float, default=6.0, help="seconds measured per scenario"
+    )
+    p.add_argument(
+        "--results", type=Path, default=RESULTS, help="markdown file to write"
+    )
+    args = p.parse_args()
+    if args.client:
+        client_main(args)
+        return 0
+    import tempfile
+
+    rows: dict[str, dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory(prefix="tandem-grpc-bench-") as tmp:
+        workdir = Path(tmp)
+        (workdir / "svc.py").write_text(SERVICE)
+        for key, label, workers, batching in SCENARIOS:
+            port = free_port()
+            proc = start_server(
+                "naive" if key == "naive" else "tandem",
+                workers,
+                batching,
+                port,
+                workdir,
+            )
+            try:
+                wait_ready(port)
+                rows[key] = {"label": label, **run_load(port, args, workdir)}
+            finally:
+                stop_server(proc)
+            r = rows[key]
+            sys.stderr.write(
+                f"{label:<45} {r['rps']:8.0f} req/s  p50 {r['p50']:6.2f} ms  p99 {r['p99']:6.2f} ms  errors {r['errors']}\n"
+            )
+    write_results(rows, args)
+    return 0
+
+
+def write_results(rows: dict[str, dict[str, Any]], args: argparse.Namespace) -> None:
+    naive = rows["naive"]["rps"]
+    lines = [
+        "# grpc transport (Python side): Predict on the risk model",
+        "",
+        (
+            f"Command: `.venv/bin/python bench/grpc_bench.py --concurrency {args.concurrency} --clients {args.clients} "
+            f"--channels {args.channels} --duration {args.duration:g}` (run by `make bench`)."
+        ),
+        "",
+        (
+            f"Machine: {os.cpu_count()} cores ({platform.machine()}), Python {platform.python_version()}, "
+            f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. The {args.clients} load-generator processes "
+            "(grpc.aio) run on the same cores as the server, so every number here is shared with the client's "
+            "CPU use; on 2 cores the second worker competes with the load generator."
+        ),
+        "",
+        (
+            f"Concurrency {args.concurrency} calls in flight, {args.channels} connections per client process, "
+            f"{args.duration:g} s measured after {args.warmup:g} s warm-up, all scenarios in the same run."
+        ),
+        "",
+        "| scenario | req/s | p50 ms | p99 ms | errors | × naive |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows.values():
+        lines.append(
+            f"| {r['label']} | {r['rps']:.0f} | {r['p50']:.2f} | {r['p99']:.2f} | {r['errors']} | {r['rps'] / naive:.2f} |"
+        )
+    r = rows
+    lines += [
+        "",
+        "Ratios (goals in brackets):",
+        "",
+        f"- 2 workers / 1 worker, batching on: **{r['tandem-2-on']['rps'] / r['tandem-1-on']['rps']:.2f}×** (≥ 1.7×)",
+        f"- 2 workers / 1 worker, batching off: **{r['tandem-2-off']['rps'] / r['tandem-1-off']['rps']:.2f}×** (≥ 1.7×)",
+        (
+            f"- batching on (best) / naive: **{max(r['tandem-1-on']['rps'], r['tandem-2-on']['rps']) / naive:.2f}×** (≥ 4×, p99 < 50 ms: "
+            f"p99 {min(r['tandem-1-on']['p99'], r['tandem-2-on']['p99']):.1f} ms)"
+        ),
+        f"- batching on / off, 1 worker: **{r['tandem-1-on']['rps'] / r['tandem-1-off']['rps']:.2f}×**",
+        "",
+    ]
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    args.results.write_text("\n".join(lines))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
