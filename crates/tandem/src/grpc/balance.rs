@@ -300,3 +300,83 @@ pub(crate) fn backoff(failures: u32, max: Duration) -> Duration {
     let base = Duration::from_millis(50).saturating_mul(1 << failures.min(10));
     base.min(max)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::grpc::Client;
+
+    fn balancer(endpoints: &[&str], per: usize) -> Balancer {
+        let mut settings = Client::builder()
+            .endpoints(endpoints.iter().copied())
+            .connections_per_endpoint(per)
+            .into_settings();
+        settings.connect_timeout = Duration::from_millis(100);
+        Balancer::new(&settings).unwrap()
+    }
+
+    #[tokio::test]
+    async fn picks_only_healthy_and_prefers_untried_endpoints() {
+        let b = balancer(&["http://127.0.0.1:1", "http://127.0.0.1:2"], 2);
+        assert!(
+            b.pick(&[]).is_none(),
+            "nothing is healthy before its health check"
+        );
+        for c in &b.conns {
+            c.set_health(Health::Serving);
+        }
+        b.conns[1].eject("NOT_SERVING".to_owned());
+        for _ in 0..50 {
+            let c = b.pick(&[0]).unwrap();
+            assert_eq!(
+                &*c.endpoint, "http://127.0.0.1:2",
+                "a retry goes to another endpoint"
+            );
+            assert_ne!(c.id, 1);
+        }
+        // Every healthy connection already tried: one of them is reused rather than none.
+        assert!(b.pick(&[0, 2, 3]).is_some());
+    }
+
+    #[tokio::test]
+    async fn two_choices_prefer_the_less_loaded() {
+        let b = balancer(&["http://127.0.0.1:1"], 2);
+        for c in &b.conns {
+            c.set_health(Health::Serving);
+        }
+        let busy: Vec<InFlight> = (0..10).map(|_| b.conns[0].begin()).collect();
+        let picks = (0..200).filter(|_| b.pick(&[]).unwrap().id == 1).count();
+        assert!(picks > 100, "the idle connection got {picks} of 200");
+        drop(busy);
+    }
+
+    #[tokio::test]
+    async fn no_healthy_connection_says_why() {
+        let b = balancer(&["http://127.0.0.1:1"], 2);
+        b.conns[0].eject("health of \"\" is NOT_SERVING".to_owned());
+        let err = b
+            .pick_until(&[], Instant::now() + Duration::from_millis(50), "echo")
+            .await
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("no healthy endpoint"), "{text}");
+        assert!(
+            text.contains("http://127.0.0.1:1 0/2 connections healthy"),
+            "{text}"
+        );
+        assert!(
+            text.contains("NOT_SERVING") && text.contains("not checked yet"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn endpoints_are_validated() {
+        let settings = Client::builder().endpoint("ftp://x").into_settings();
+        let err = Balancer::new(&settings).unwrap_err();
+        assert!(
+            err.to_string().contains("unsupported endpoint scheme"),
+            "{err}"
+        );
+    }
+}

@@ -226,6 +226,11 @@ impl Builder {
         self
     }
 
+    #[cfg(test)]
+    pub(crate) fn into_settings(self) -> Settings {
+        self.settings
+    }
+
     /// Opens the connections (lazily) and starts health watching.
     ///
     /// # Errors

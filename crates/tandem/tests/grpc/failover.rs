@@ -138,7 +138,10 @@ async fn killed_process_fails_only_calls_in_flight() {
         "a call was answered by a dead process"
     );
     let errors = load.stop().await;
-
+    eprintln!(
+        "{} calls failed when a process was killed: {errors:?}",
+        errors.len()
+    );
     assert!(
         errors.len() <= concurrency,
         "{} calls failed, more than the {concurrency} in flight: {errors:?}",
