@@ -71,12 +71,14 @@ async def _client(
     stubs = [inference_pb2_grpc.InferenceServiceStub(c) for c in chans]
     latencies: list[float] = []
     errors = 0
+    total = 0
+    cpu0 = sum(os.times()[:2])
     start = time.perf_counter()
     measure_from = start + warmup
     stop_at = measure_from + duration
 
     async def user(i: int) -> None:
-        nonlocal errors
+        nonlocal errors, total
         stub = stubs[i % len(stubs)]
         k = i
         while True:
@@ -93,6 +95,7 @@ async def _client(
             except grpc.RpcError:
                 ok = False
             t1 = time.perf_counter()
+            total += 1
             if t0 >= measure_from and t1 <= stop_at:
                 if ok:
                     latencies.append(t1 - t0)
@@ -102,7 +105,14 @@ async def _client(
     await asyncio.gather(*(user(i) for i in range(concurrency)))
     for c in chans:
         await c.close()
-    return {"latencies": latencies, "errors": errors, "duration": duration}
+    cpu = sum(os.times()[:2]) - cpu0
+    return {
+        "latencies": latencies,
+        "errors": errors,
+        "duration": duration,
+        "total": total,
+        "cpu_s": cpu,
+    }
 
 
 def client_main(args: argparse.Namespace) -> None:
@@ -184,9 +194,32 @@ def stop_server(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(5)
 
 
-def run_load(port: int, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) used so far by ``pid`` and its live children."""
+    tick = os.sysconf("SC_CLK_TCK")
+    pids = [pid]
+    try:
+        pids += [
+            int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        ]
+    except OSError:
+        pass
+    total = 0
+    for p in pids:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / tick
+
+
+def run_load(
+    port: int, args: argparse.Namespace, workdir: Path, server_pid: int
+) -> dict[str, Any]:
     per_client = args.concurrency // args.clients
     outs = [workdir / f"client{i}.json" for i in range(args.clients)]
+    server_cpu0 = tree_cpu_s(server_pid)
     procs = [
         subprocess.Popen(
             [
@@ -212,11 +245,16 @@ def run_load(port: int, args: argparse.Namespace, workdir: Path) -> dict[str, An
     for p in procs:
         if p.wait(args.warmup + args.duration + 60) != 0:
             raise RuntimeError("a load client failed")
+    server_cpu = tree_cpu_s(server_pid) - server_cpu0
     lat: list[float] = []
     errors = 0
+    total = 0
+    client_cpu = 0.0
     for out in outs:
         r = json.loads(out.read_text())
         lat += r["latencies"]
+        total += r["total"]
+        client_cpu += r["cpu_s"]
         errors += r["errors"]
     lat.sort()
 
@@ -229,6 +267,8 @@ def run_load(port: int, args: argparse.Namespace, workdir: Path) -> dict[str, An
         "p99": pct(0.99),
         "errors": errors,
         "n": len(lat),
+        "server_ms": 1000 * server_cpu / max(1, total),
+        "client_ms": 1000 * client_cpu / max(1, total),
     }
 
 
@@ -257,39 +297,49 @@ def main() -> int:
     )
     p.add_argument("--warmup", type=float, default=1.5, help="seconds before measuring")
     p.add_argument(
-        "--duration", type=float, default=6.0, help="seconds measured per scenario"
+        "--duration", type=float, default=5.0, help="seconds measured per scenario"
     )
     p.add_argument(
         "--results", type=Path, default=RESULTS, help="markdown file to write"
+    )
+    p.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="rounds; each scenario reports its median round",
     )
     args = p.parse_args()
     if args.client:
         client_main(args)
         return 0
+    args.load_before = os.getloadavg()[0]
     import tempfile
 
-    rows: dict[str, dict[str, Any]] = {}
+    runs: dict[str, list[dict[str, Any]]] = {key: [] for key, *_ in SCENARIOS}
     with tempfile.TemporaryDirectory(prefix="tandem-grpc-bench-") as tmp:
         workdir = Path(tmp)
         (workdir / "svc.py").write_text(SERVICE)
-        for key, label, workers, batching in SCENARIOS:
-            port = free_port()
-            proc = start_server(
-                "naive" if key == "naive" else "tandem",
-                workers,
-                batching,
-                port,
-                workdir,
-            )
-            try:
-                wait_ready(port)
-                rows[key] = {"label": label, **run_load(port, args, workdir)}
-            finally:
-                stop_server(proc)
-            r = rows[key]
-            sys.stderr.write(
-                f"{label:<45} {r['rps']:8.0f} req/s  p50 {r['p50']:6.2f} ms  p99 {r['p99']:6.2f} ms  errors {r['errors']}\n"
-            )
+        # Rounds interleave the scenarios so a burst of other work on the machine hits
+        # every scenario alike; each scenario reports its median round (by req/s).
+        for round_ in range(args.repeat):
+            for key, label, workers, batching in SCENARIOS:
+                port = free_port()
+                kind = "naive" if key == "naive" else "tandem"
+                proc = start_server(kind, workers, batching, port, workdir)
+                try:
+                    wait_ready(port)
+                    r = {"label": label, **run_load(port, args, workdir, proc.pid)}
+                finally:
+                    stop_server(proc)
+                runs[key].append(r)
+                sys.stderr.write(
+                    f"round {round_ + 1}: {label:<45} {r['rps']:8.0f} req/s  p50 {r['p50']:6.2f} ms  "
+                    f"p99 {r['p99']:6.2f} ms  errors {r['errors']}\n"
+                )
+    rows = {
+        key: sorted(rs, key=lambda r: r["rps"])[len(rs) // 2]
+        for key, rs in runs.items()
+    }
     write_results(rows, args)
     return 0
 
@@ -301,7 +351,7 @@ def write_results(rows: dict[str, dict[str, Any]], args: argparse.Namespace) -> 
         "",
         (
             f"Command: `.venv/bin/python bench/grpc_bench.py --concurrency {args.concurrency} --clients {args.clients} "
-            f"--channels {args.channels} --duration {args.duration:g}` (run by `make bench`)."
+            f"--channels {args.channels} --duration {args.duration:g} --repeat {args.repeat}` (run by `make bench`)."
         ),
         "",
         (
@@ -313,15 +363,24 @@ def write_results(rows: dict[str, dict[str, Any]], args: argparse.Namespace) -> 
         "",
         (
             f"Concurrency {args.concurrency} calls in flight, {args.channels} connections per client process, "
-            f"{args.duration:g} s measured after {args.warmup:g} s warm-up, all scenarios in the same run."
+            f"{args.duration:g} s measured after {args.warmup:g} s warm-up, all scenarios in the same run, "
+            f"{args.repeat} interleaved rounds, each row the scenario's median round."
         ),
         "",
-        "| scenario | req/s | p50 ms | p99 ms | errors | × naive |",
-        "|---|---:|---:|---:|---:|---:|",
+        (
+            f"Load average (1 min) before / after the run: {args.load_before:.2f} / {os.getloadavg()[0]:.2f} "
+            "(other work on the machine takes CPU from both sides)."
+        ),
+        "",
+        "| scenario | req/s | p50 ms | p99 ms | errors | × naive | server CPU ms/req | client CPU ms/req | CPU ceiling req/s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
+    cores = os.cpu_count() or 1
     for r in rows.values():
+        ceiling = cores * 1000 / max(1e-9, r["server_ms"] + r["client_ms"])
         lines.append(
-            f"| {r['label']} | {r['rps']:.0f} | {r['p50']:.2f} | {r['p99']:.2f} | {r['errors']} | {r['rps'] / naive:.2f} |"
+            f"| {r['label']} | {r['rps']:.0f} | {r['p50']:.2f} | {r['p99']:.2f} | {r['errors']} | {r['rps'] / naive:.2f} "
+            f"| {r['server_ms']:.3f} | {r['client_ms']:.3f} | {ceiling:.0f} |"
         )
     r = rows
     lines += [
@@ -335,6 +394,14 @@ def write_results(rows: dict[str, dict[str, Any]], args: argparse.Namespace) -> 
             f"p99 {min(r['tandem-1-on']['p99'], r['tandem-2-on']['p99']):.1f} ms)"
         ),
         f"- batching on / off, 1 worker: **{r['tandem-1-on']['rps'] / r['tandem-1-off']['rps']:.2f}×**",
+        "",
+        (
+            "CPU ms/req is CPU time (user + system) over all requests of the run, for the server's process "
+            "tree and for the load generators. `CPU ceiling` = cores × 1000 / (server + client CPU ms per "
+            "request): the most this machine could serve if the benchmark had it alone. When the measured "
+            "req/s sits at that ceiling, the run is CPU-bound on the machine and a second worker cannot add "
+            "throughput; compare the server CPU per request instead."
+        ),
         "",
     ]
     args.results.parent.mkdir(parents=True, exist_ok=True)

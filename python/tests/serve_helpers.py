@@ -66,11 +66,11 @@ class Gated(Model):
         return [{"echo": x} for x in inputs]
 
 class Tiny(Model):
-    """A queue of one and a slow compute."""
+    """A queue of one; each compute waits for the 'tiny' gate."""
     name = "tiny"
     batching = BatchConfig(max_batch_size=1, max_queue_size=1)
     def predict_batch(self, inputs):
-        time.sleep(0.3)
+        wait_gate("tiny")
         return inputs
 
 class Broken(Model):

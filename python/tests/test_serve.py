@@ -84,19 +84,19 @@ def test_model_failure_is_internal(server: Server) -> None:
 
 def test_full_queue_is_resource_exhausted(server: Server) -> None:
     ch = server.channel()
-
-    def one(i: int) -> grpc.StatusCode:
-        try:
-            predict(ch, "tiny", str(i).encode(), timeout=20)
-            return grpc.StatusCode.OK
-        except grpc.RpcError as exc:
-            assert "queue full" in exc.details(), exc.details()
-            return exc.code()
-
     with ThreadPoolExecutor(12) as pool:
-        codes = list(pool.map(one, range(12)))
-    assert grpc.StatusCode.OK in codes
-    assert grpc.StatusCode.RESOURCE_EXHAUSTED in codes
+        # One input computes (blocked on its gate), one waits, the other ten find the queue full.
+        calls = [pool.submit(predict, ch, "tiny", str(i).encode(), 30) for i in range(12)]
+        wait_until(lambda: sum(c.done() for c in calls) >= 10, 30, "ten calls refused")
+        refused = [c.exception() for c in calls if c.done()]
+        for exc in refused:
+            assert isinstance(exc, grpc.RpcError)
+            assert exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert "queue full (" in exc.details() and "limit 1," in exc.details()
+        server.open_gate("tiny")
+        outcomes = [c.exception(30) for c in calls]
+        # the computing and the waiting input (only one if all came before the first started)
+        assert sum(e is None for e in outcomes) in (1, 2)
 
 
 def test_expired_request_is_dropped_before_compute(server: Server) -> None:

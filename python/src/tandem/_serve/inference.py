@@ -140,5 +140,8 @@ class InferenceService(inference_pb2_grpc.InferenceServiceServicer):
             await abort(context, Remote.from_exception(exc))
         finally:
             close = getattr(chunks, "close", None)
-            if close is not None:
-                close()
+            try:
+                if close is not None:
+                    close()
+            except ValueError:  # still running in its thread (the caller cancelled): let it end
+                pass

@@ -91,7 +91,10 @@ class _Worker:
         s = self.settings
         addresses = []
         if s.port is not None:
-            addresses.append(f"{s.host}:{s.port}")
+            host = s.host
+            if ":" in host and not host.startswith("["):
+                host = f"[{host}]"  # an IPv6 literal such as :: needs brackets before :port
+            addresses.append(f"{host}:{s.port}")
         path = s.unix_path(self.index)
         if path is not None:
             if os.path.exists(path):
