@@ -155,6 +155,19 @@ async fn gzip_and_unix_sockets_work() {
         .unwrap();
     assert_eq!(resp.payload().bytes().as_ref(), &big[..]);
 
+    // A health service the server does not know: every connection ejected, and the call says why.
+    let wrong = tandem::grpc::Client::builder()
+        .endpoint(server.uri())
+        .health_service("no.such.Service")
+        .build()
+        .unwrap();
+    let err = wrong
+        .invoke(Request::new("echo", Payload::raw("x")).with_timeout(Duration::from_millis(1500)))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+    assert!(err.to_string().contains("SERVICE_UNKNOWN"), "{err}");
+
     let tcp = tandem::grpc::Client::from_uri(&format!("grpc://127.0.0.1:{}", server.port)).unwrap();
     let resp = tcp
         .invoke(Request::new("echo", Payload::raw("x")))

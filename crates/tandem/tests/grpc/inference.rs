@@ -129,6 +129,7 @@ async fn stream_predict_is_a_stream_with_gzip() {
     let server = Server::start("stream_predict", 1, &["--gzip"]).await;
     let c = tandem::grpc::Client::builder()
         .endpoint(server.uri())
+        .health_service("inference.InferenceService")
         .gzip(true)
         .build()
         .unwrap();
