@@ -20,6 +20,8 @@
 
 pub mod call;
 pub mod codec;
+pub mod guard;
+pub mod trace;
 
 pub use call::{BoxError, Error, ErrorKind, Metadata, Request, Response, Transport};
 pub use codec::{Codec, CodecError, Payload};
@@ -31,3 +33,7 @@ pub mod process;
 #[cfg(feature = "grpc-core")]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "grpc", feature = "plugin"))))]
 pub mod proto;
+
+#[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+pub mod metrics;

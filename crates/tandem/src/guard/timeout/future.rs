@@ -1,0 +1,99 @@
+//! The [`Timeout`](super::Timeout)'s response future.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use pin_project_lite::pin_project;
+use tokio::time::{Instant, Sleep};
+
+use crate::call::{Error, Response, Transport};
+
+pin_project! {
+    /// The [`Timeout`](super::Timeout)'s response future: the inner call raced against the
+    /// deadline.
+    #[derive(Debug)]
+    pub struct ResponseFuture<F> {
+        #[pin]
+        kind: Kind<F>,
+    }
+}
+
+pin_project! {
+    #[project = KindProj]
+    #[derive(Debug)]
+    enum Kind<F> {
+        Expired { error: Option<Error> },
+        Running {
+            #[pin]
+            future: F,
+            #[pin]
+            sleep: Sleep,
+            started: Instant,
+            transport: Transport,
+            target: String,
+        },
+    }
+}
+
+impl<F> ResponseFuture<F> {
+    pub(super) fn running(
+        future: F,
+        remaining: Duration,
+        transport: Transport,
+        target: String,
+    ) -> Self {
+        ResponseFuture {
+            kind: Kind::Running {
+                future,
+                sleep: tokio::time::sleep(remaining),
+                started: Instant::now(),
+                transport,
+                target,
+            },
+        }
+    }
+
+    pub(super) fn expired(error: Error) -> Self {
+        ResponseFuture {
+            kind: Kind::Expired { error: Some(error) },
+        }
+    }
+}
+
+impl<F> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response, Error>>,
+{
+    type Output = Result<Response, Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().kind.project() {
+            KindProj::Expired { error } => match error.take() {
+                Some(e) => Poll::Ready(Err(e)),
+                None => panic!("timeout ResponseFuture polled after completion"),
+            },
+            KindProj::Running {
+                future,
+                sleep,
+                started,
+                transport,
+                target,
+            } => {
+                if let Poll::Ready(result) = future.poll(cx) {
+                    return Poll::Ready(result);
+                }
+                if sleep.poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                // Dropping this future drops the inner call, which cancels the remote work.
+                Poll::Ready(Err(Error::Timeout {
+                    transport: *transport,
+                    target: std::mem::take(target),
+                    elapsed: started.elapsed(),
+                }))
+            }
+        }
+    }
+}
