@@ -130,10 +130,15 @@ impl TraceParent {
     /// [`TraceParentError`] when `s` is not a valid `traceparent`.
     pub fn parse(s: &str) -> Result<Self, TraceParentError> {
         let s = s.trim();
-        let version = s.get(..2).ok_or_else(|| TraceParentError::new(s, "too short"))?;
+        let version = s
+            .get(..2)
+            .ok_or_else(|| TraceParentError::new(s, "too short"))?;
         let mut v = [0u8; 1];
         if !hex_into(version, &mut v) {
-            return Err(TraceParentError::new(s, "version is not 2 lowercase hex digits"));
+            return Err(TraceParentError::new(
+                s,
+                "version is not 2 lowercase hex digits",
+            ));
         }
         if v[0] == 0xff {
             return Err(TraceParentError::new(s, "version ff is forbidden"));
@@ -142,11 +147,19 @@ impl TraceParent {
             (0, 55) => s,
             (0, _) => return Err(TraceParentError::new(s, "version 00 must be 55 characters")),
             (_, n) if n == 55 || (n > 55 && s.as_bytes()[55] == b'-') => &s[..55],
-            _ => return Err(TraceParentError::new(s, "too short or no '-' after the flags")),
+            _ => {
+                return Err(TraceParentError::new(
+                    s,
+                    "too short or no '-' after the flags",
+                ))
+            }
         };
         let parts: Vec<&str> = fixed.split('-').collect();
         let [_, trace, parent, flags] = parts[..] else {
-            return Err(TraceParentError::new(s, "expected 4 fields separated by '-'"));
+            return Err(TraceParentError::new(
+                s,
+                "expected 4 fields separated by '-'",
+            ));
         };
         let mut tp = TraceParent {
             trace_id: [0; 16],
@@ -155,13 +168,22 @@ impl TraceParent {
         };
         let mut f = [0u8; 1];
         if !hex_into(trace, &mut tp.trace_id) {
-            return Err(TraceParentError::new(s, "trace id is not 32 lowercase hex digits"));
+            return Err(TraceParentError::new(
+                s,
+                "trace id is not 32 lowercase hex digits",
+            ));
         }
         if !hex_into(parent, &mut tp.parent_id) {
-            return Err(TraceParentError::new(s, "parent id is not 16 lowercase hex digits"));
+            return Err(TraceParentError::new(
+                s,
+                "parent id is not 16 lowercase hex digits",
+            ));
         }
         if !hex_into(flags, &mut f) {
-            return Err(TraceParentError::new(s, "flags are not 2 lowercase hex digits"));
+            return Err(TraceParentError::new(
+                s,
+                "flags are not 2 lowercase hex digits",
+            ));
         }
         tp.flags = f[0];
         if tp.trace_id == [0; 16] {
@@ -206,10 +228,12 @@ impl TraceParent {
 
 fn hex(bytes: &[u8]) -> String {
     use fmt::Write;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 impl fmt::Display for TraceParent {
@@ -366,16 +390,40 @@ mod tests {
         assert_eq!(tp.trace_id_hex(), "4bf92f3577b34da6a3ce929d0e0e4736");
         assert_eq!(tp.parent_id_hex(), "00f067aa0ba902b7");
         let future = format!("cc-{}-what-the-future-holds", &s[3..]);
-        assert_eq!(TraceParent::parse(&future).unwrap().trace_id(), tp.trace_id());
+        assert_eq!(
+            TraceParent::parse(&future).unwrap().trace_id(),
+            tp.trace_id()
+        );
         for (bad, reason) in [
             ("", "too short"),
-            ("ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "ff is forbidden"),
-            ("00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01", "trace id"),
-            ("00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01", "parent id is all zeros"),
-            ("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x", "55 characters"),
-            ("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7_01", "4 fields"),
-            ("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-zz", "flags"),
-            ("0x-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "version"),
+            (
+                "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                "ff is forbidden",
+            ),
+            (
+                "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+                "trace id",
+            ),
+            (
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+                "parent id is all zeros",
+            ),
+            (
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x",
+                "55 characters",
+            ),
+            (
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7_01",
+                "4 fields",
+            ),
+            (
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-zz",
+                "flags",
+            ),
+            (
+                "0x-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                "version",
+            ),
         ] {
             let err = TraceParent::parse(bad).unwrap_err();
             assert!(err.to_string().contains(reason), "{bad}: {err}");

@@ -104,7 +104,10 @@ impl Default for ManualClock {
 impl fmt::Debug for ManualClock {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ManualClock")
-            .field("offset", &Duration::from_nanos(self.0.offset_nanos.load(Ordering::Acquire)))
+            .field(
+                "offset",
+                &Duration::from_nanos(self.0.offset_nanos.load(Ordering::Acquire)),
+            )
             .finish()
     }
 }

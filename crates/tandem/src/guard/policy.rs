@@ -181,14 +181,15 @@ impl Policy {
                 None => BreakerLayer::new(config),
             }),
             bulkhead: self.max_concurrent.map(|limit| match &observer {
-                Some(o) => {
-                    BulkheadLayer::with_observer(self.name.clone(), self.transport, limit, o.clone())
-                }
+                Some(o) => BulkheadLayer::with_observer(
+                    self.name.clone(),
+                    self.transport,
+                    limit,
+                    o.clone(),
+                ),
                 None => BulkheadLayer::new(self.name.clone(), self.transport, limit),
             }),
-            timeout: self
-                .timeout
-                .map(|t| TimeoutLayer::new(self.transport, t)),
+            timeout: self.timeout.map(|t| TimeoutLayer::new(self.transport, t)),
             retry: self.retry.clone().map(|policy| match &observer {
                 Some(o) => RetryLayer::with_observer(policy, o.clone()),
                 None => RetryLayer::new(policy),

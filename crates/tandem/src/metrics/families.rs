@@ -286,7 +286,12 @@ impl MethodLabels {
 
     /// The label value for `method`.
     pub(crate) fn intern(&self, method: &str) -> Arc<str> {
-        if let Some(v) = self.known.read().unwrap_or_else(|e| e.into_inner()).get(method) {
+        if let Some(v) = self
+            .known
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(method)
+        {
             return v.clone();
         }
         let mut known = self.known.write().unwrap_or_else(|e| e.into_inner());

@@ -58,9 +58,9 @@ impl Observer for Registry {
 
     fn bulkhead_in_flight(&self, bulkhead: &str, in_flight: usize) {
         let f = self.families();
-        let gauge: Gauge = f
-            .in_flight_by_name
-            .get(bulkhead, || f.bulkhead_in_flight.get_or_create_owned(&name(bulkhead)));
+        let gauge: Gauge = f.in_flight_by_name.get(bulkhead, || {
+            f.bulkhead_in_flight.get_or_create_owned(&name(bulkhead))
+        });
         gauge.set(i64::try_from(in_flight).unwrap_or(i64::MAX));
     }
 

@@ -133,8 +133,12 @@ impl Shared {
         let Some((from, to)) = transition else { return };
         let name = &self.config.name;
         match to {
-            BreakerState::Open => tracing::warn!(breaker = %name, from = from.as_str(), "circuit breaker opened"),
-            BreakerState::HalfOpen => tracing::info!(breaker = %name, "circuit breaker half-open: letting one trial call through"),
+            BreakerState::Open => {
+                tracing::warn!(breaker = %name, from = from.as_str(), "circuit breaker opened")
+            }
+            BreakerState::HalfOpen => {
+                tracing::info!(breaker = %name, "circuit breaker half-open: letting one trial call through")
+            }
             BreakerState::Closed => tracing::info!(breaker = %name, "circuit breaker closed"),
         }
         if let Some(o) = &self.observer {
@@ -218,12 +222,9 @@ where
 
     fn call(&mut self, req: Request) -> Self::Future {
         match self.shared.admit() {
-            Admission::Allowed { trial, generation } => ResponseFuture::called(
-                self.inner.call(req),
-                self.shared.clone(),
-                trial,
-                generation,
-            ),
+            Admission::Allowed { trial, generation } => {
+                ResponseFuture::called(self.inner.call(req), self.shared.clone(), trial, generation)
+            }
             Admission::Rejected { retry_in } => ResponseFuture::rejected(Error::BreakerOpen {
                 name: self.shared.config.name.clone(),
                 retry_in,

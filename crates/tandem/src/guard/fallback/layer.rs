@@ -18,7 +18,12 @@ impl FallbackLayer {
     where
         F: Fn(&Error, &Request) -> Option<Response> + Send + Sync + 'static,
     {
-        Self::from_parts(name.into(), Some(Arc::new(function)), Triggers::default(), None)
+        Self::from_parts(
+            name.into(),
+            Some(Arc::new(function)),
+            Triggers::default(),
+            None,
+        )
     }
 
     /// A fallback with every part given: the function (`None` disables the layer), the

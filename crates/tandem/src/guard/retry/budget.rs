@@ -73,8 +73,8 @@ impl RetryBudget {
         let sum = counts.sum(now);
         let retries = sum.errors;
         let calls = sum.requests - retries;
-        let allowed = f64::from(self.min_per_sec) * self.window.as_secs_f64()
-            + self.ratio * calls as f64;
+        let allowed =
+            f64::from(self.min_per_sec) * self.window.as_secs_f64() + self.ratio * calls as f64;
         if (retries + 1) as f64 > allowed {
             return false;
         }

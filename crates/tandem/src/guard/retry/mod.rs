@@ -70,13 +70,22 @@ impl Shared {
 
     /// Whether a call that failed with `error` after `attempt` attempts gets another one, and
     /// after which wait.
-    fn next_attempt(&self, req: &Request, error: &Error, attempt: u32) -> Option<std::time::Duration> {
+    fn next_attempt(
+        &self,
+        req: &Request,
+        error: &Error,
+        attempt: u32,
+    ) -> Option<std::time::Duration> {
         let policy = &self.policy;
         if attempt >= policy.max_attempts.min(5) || !policy.retries(error) {
             return None;
         }
         let backoff = policy.backoff_after(attempt);
-        if req.metadata().remaining().is_some_and(|left| left <= backoff) {
+        if req
+            .metadata()
+            .remaining()
+            .is_some_and(|left| left <= backoff)
+        {
             return None;
         }
         if !policy.budget.withdraw() {
