@@ -79,16 +79,67 @@ fn main() {
     println!("|---|---:|---:|---:|");
     for (name, v) in [
         ("bare inner call", bare),
-        ("guard policy (fallback, breaker, bulkhead, timeout, retry)", guarded),
+        (
+            "guard policy (fallback, breaker, bulkhead, timeout, retry)",
+            guarded,
+        ),
         ("guard policy + metrics", metered),
         ("guard policy + metrics + trace", traced),
     ] {
-        println!(
-            "| {name} | {v:.0} | {:.0} | {:.1}× |",
-            v - bare,
-            v / bare
-        );
+        println!("| {name} | {v:.0} | {:.0} | {:.1}× |", v - bare, v / bare);
+    }
+    if std::env::var_os("GUARD_BENCH_DETAIL").is_some() {
+        detail(&rt, &registry, &req);
     }
     // Keep the registry alive (and its series non-empty) until the end.
     assert!(registry.encode().contains("python_call_total"));
+}
+
+/// Each layer alone over the bare call, to see where the time goes (`GUARD_BENCH_DETAIL=1`).
+fn detail(rt: &tokio::runtime::Runtime, registry: &Registry, req: &Request) {
+    use tandem::guard::{
+        BreakerConfig, BreakerLayer, BulkheadLayer, FallbackLayer, ObserveLayer, RetryLayer,
+        RetryPolicy, TimeoutLayer,
+    };
+    let inner = service_fn(|_req: Request| async { Ok::<_, Error>(Response::default()) });
+    rt.block_on(async {
+        let median_of = |v: Vec<f64>| median(v);
+        macro_rules! row {
+            ($name:expr, $svc:expr) => {{
+                let mut svc = $svc;
+                run(&mut svc, req).await;
+                let mut v = Vec::new();
+                for _ in 0..ROUNDS {
+                    v.push(ns_per_call(run(&mut svc, req).await));
+                }
+                println!("| {} | {:.0} |", $name, median_of(v));
+            }};
+        }
+        println!();
+        println!("| one layer | ns/call |");
+        println!("|---|---:|");
+        row!("bare", inner);
+        row!(
+            "fallback",
+            FallbackLayer::new("f", |_: &Error, _: &Request| None).layer(inner)
+        );
+        row!(
+            "observe (metrics)",
+            ObserveLayer::new(Arc::new(registry.clone()), Transport::Pool).layer(inner)
+        );
+        row!(
+            "breaker",
+            BreakerLayer::new(BreakerConfig::new("b")).layer(inner)
+        );
+        row!(
+            "bulkhead",
+            BulkheadLayer::new("k", Transport::Pool, 100).layer(inner)
+        );
+        row!(
+            "timeout",
+            TimeoutLayer::new(Transport::Pool, Duration::from_secs(1)).layer(inner)
+        );
+        row!("retry", RetryLayer::new(RetryPolicy::new("r")).layer(inner));
+        row!("trace", TraceLayer::new().layer(inner));
+    });
 }

@@ -40,9 +40,15 @@ async fn main() {
         let n = seen.fetch_add(1, Ordering::SeqCst);
         async move {
             if (10..30).contains(&n) {
-                Err(Error::unavailable(Transport::Grpc, "score", "connection refused"))
+                Err(Error::unavailable(
+                    Transport::Grpc,
+                    "score",
+                    "connection refused",
+                ))
             } else {
-                Ok(Response::new(Payload::json(&json!({"risk": 0.03})).unwrap()))
+                Ok(Response::new(
+                    Payload::json(&json!({"risk": 0.03})).unwrap(),
+                ))
             }
         }
     });
@@ -71,7 +77,10 @@ async fn main() {
             Some(kind) => format!("fallback after {kind}"),
             None => "python".to_owned(),
         };
-        println!("call {i:2}: risk {:.2} ({source})", body["risk"].as_f64().unwrap_or(0.0));
+        println!(
+            "call {i:2}: risk {:.2} ({source})",
+            body["risk"].as_f64().unwrap_or(0.0)
+        );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     println!("breaker: {:?}", layer.breaker().unwrap().state());

@@ -26,38 +26,64 @@ async fn http(addr: std::net::SocketAddr, method: &str, path: &str) -> (String, 
 #[tokio::test]
 async fn metrics_are_served_over_http_and_parse() {
     let registry = Registry::new();
-    let svc = MetricsLayer::new(&registry, Transport::Grpc).layer(service_fn(|r: Request| async move {
-        if r.method() == "score" {
-            Ok(Response::default())
-        } else {
-            Err(Error::bad_request(Transport::Grpc, r.method(), "unknown method"))
-        }
-    }));
+    let svc =
+        MetricsLayer::new(&registry, Transport::Grpc).layer(service_fn(|r: Request| async move {
+            if r.method() == "score" {
+                Ok(Response::default())
+            } else {
+                Err(Error::bad_request(
+                    Transport::Grpc,
+                    r.method(),
+                    "unknown method",
+                ))
+            }
+        }));
     for method in ["score", "score", "nope"] {
-        let _ = svc.clone().oneshot(Request::new(method, Payload::raw(""))).await;
+        let _ = svc
+            .clone()
+            .oneshot(Request::new(method, Payload::raw("")))
+            .await;
     }
     registry.pool("risk").set_busy(2);
 
-    let server = serve("127.0.0.1:0".parse().unwrap(), registry.clone()).await.unwrap();
-    let addr = server.local_addr();
-    let (status, headers, body) = tokio::time::timeout(Duration::from_secs(10), http(addr, "GET", "/metrics"))
+    let server = serve("127.0.0.1:0".parse().unwrap(), registry.clone())
         .await
-        .expect("the endpoint answers");
+        .unwrap();
+    let addr = server.local_addr();
+    let (status, headers, body) =
+        tokio::time::timeout(Duration::from_secs(10), http(addr, "GET", "/metrics"))
+            .await
+            .expect("the endpoint answers");
     assert!(status.contains("200"), "{status}");
-    assert!(headers.contains("content-type: application/openmetrics-text"), "{headers}");
+    assert!(
+        headers.contains("content-type: application/openmetrics-text"),
+        "{headers}"
+    );
     assert!(body.ends_with("# EOF\n"));
 
     let s = scrape(&body);
     assert_eq!(
-        value(&s, "python_call_total", &[("method", "score"), ("status", "ok"), ("transport", "grpc")]),
+        value(
+            &s,
+            "python_call_total",
+            &[("method", "score"), ("status", "ok"), ("transport", "grpc")]
+        ),
         Some(2.0)
     );
     assert_eq!(
-        value(&s, "python_call_total", &[("method", "nope"), ("status", "bad_request")]),
+        value(
+            &s,
+            "python_call_total",
+            &[("method", "nope"), ("status", "bad_request")]
+        ),
         Some(1.0)
     );
     assert_eq!(
-        value(&s, "tandem_pool_workers", &[("pool", "risk"), ("state", "busy")]),
+        value(
+            &s,
+            "tandem_pool_workers",
+            &[("pool", "risk"), ("state", "busy")]
+        ),
         Some(2.0)
     );
 

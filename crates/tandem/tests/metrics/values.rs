@@ -37,9 +37,7 @@ pub fn value(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> Option<f64
     scrape
         .samples
         .iter()
-        .find(|s| {
-            s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v))
-        })
+        .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
         .map(|s| match &s.value {
             Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => *v,
             Value::Histogram(buckets) => buckets.last().map_or(0.0, |b| b.count),
@@ -59,7 +57,11 @@ async fn call_metrics_are_exact_after_a_known_sequence() {
         value(
             &s,
             "python_call_total",
-            &[("method", method), ("status", status), ("transport", "pool")],
+            &[
+                ("method", method),
+                ("status", status),
+                ("transport", "pool"),
+            ],
         )
     };
     assert_eq!(total("ok", "ok"), Some(3.0));
@@ -70,7 +72,9 @@ async fn call_metrics_are_exact_after_a_known_sequence() {
     let hist = s
         .samples
         .iter()
-        .find(|x| x.metric == "python_call_duration_seconds" && x.labels.get("method") == Some("ok"))
+        .find(|x| {
+            x.metric == "python_call_duration_seconds" && x.labels.get("method") == Some("ok")
+        })
         .expect("histogram for ok");
     let Value::Histogram(buckets) = &hist.value else {
         panic!("not a histogram: {:?}", hist.value)
@@ -81,7 +85,11 @@ async fn call_metrics_are_exact_after_a_known_sequence() {
     assert_eq!(bounds, want);
     assert_eq!(buckets.last().unwrap().count, 3.0);
     assert_eq!(
-        value(&s, "python_call_duration_seconds_count", &[("method", "down")]),
+        value(
+            &s,
+            "python_call_duration_seconds_count",
+            &[("method", "down")]
+        ),
         Some(2.0)
     );
 }
@@ -120,21 +128,40 @@ async fn guard_metrics_follow_the_breaker_and_the_bulkhead() {
         ),
         Some(1.0)
     );
-    assert_eq!(v("tandem_breaker_rejected_total", &[("name", "risk")]), Some(3.0));
-    assert_eq!(v("tandem_bulkhead_rejected_total", &[("name", "risk")]), Some(4.0));
-    assert_eq!(v("tandem_bulkhead_in_flight", &[("name", "risk")]), Some(1.0));
     assert_eq!(
-        v("tandem_fallbacks_total", &[("name", "risk"), ("kind", "overloaded")]),
+        v("tandem_breaker_rejected_total", &[("name", "risk")]),
+        Some(3.0)
+    );
+    assert_eq!(
+        v("tandem_bulkhead_rejected_total", &[("name", "risk")]),
         Some(4.0)
     );
     assert_eq!(
-        v("tandem_fallbacks_total", &[("name", "risk"), ("kind", "breaker_open")]),
+        v("tandem_bulkhead_in_flight", &[("name", "risk")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        v(
+            "tandem_fallbacks_total",
+            &[("name", "risk"), ("kind", "overloaded")]
+        ),
+        Some(4.0)
+    );
+    assert_eq!(
+        v(
+            "tandem_fallbacks_total",
+            &[("name", "risk"), ("kind", "breaker_open")]
+        ),
         Some(3.0)
     );
     assert_eq!(
         v(
             "python_call_total",
-            &[("method", "ok"), ("status", "breaker_open"), ("transport", "grpc")]
+            &[
+                ("method", "ok"),
+                ("status", "breaker_open"),
+                ("transport", "grpc")
+            ]
         ),
         Some(3.0)
     );
@@ -144,7 +171,10 @@ async fn guard_metrics_follow_the_breaker_and_the_bulkhead() {
     drop(_hung);
     svc.ready().await.unwrap().call(req("ok")).await.unwrap();
     let s = scrape(&registry.encode());
-    assert_eq!(value(&s, "tandem_breaker_state", &[("name", "risk")]), Some(0.0));
+    assert_eq!(
+        value(&s, "tandem_breaker_state", &[("name", "risk")]),
+        Some(0.0)
+    );
     for (from, to) in [("open", "half_open"), ("half_open", "closed")] {
         assert_eq!(
             value(
@@ -156,15 +186,19 @@ async fn guard_metrics_follow_the_breaker_and_the_bulkhead() {
             "{from} -> {to}"
         );
     }
-    assert_eq!(value(&s, "tandem_bulkhead_in_flight", &[("name", "risk")]), Some(0.0));
+    assert_eq!(
+        value(&s, "tandem_bulkhead_in_flight", &[("name", "risk")]),
+        Some(0.0)
+    );
 }
 
 #[tokio::test]
 async fn the_method_label_is_capped() {
     let registry = Registry::with_method_limit(2);
-    let svc = MetricsLayer::new(&registry, Transport::Queue).layer(service_fn(|_r: Request| async {
-        Ok::<_, Error>(Response::default())
-    }));
+    let svc =
+        MetricsLayer::new(&registry, Transport::Queue).layer(service_fn(|_r: Request| async {
+            Ok::<_, Error>(Response::default())
+        }));
     for method in ["a", "b", "c", "d", "a"] {
         svc.clone().oneshot(req(method)).await.unwrap();
     }
@@ -198,11 +232,32 @@ fn transport_handles_set_their_series() {
 
     let s = scrape(&registry.encode());
     let v = |name, labels: &[(&str, &str)]| value(&s, name, labels);
-    assert_eq!(v("tandem_pool_workers", &[("pool", "risk"), ("state", "busy")]), Some(3.0));
-    assert_eq!(v("tandem_pool_workers", &[("pool", "risk"), ("state", "idle")]), Some(1.0));
-    assert_eq!(v("tandem_pool_worker_restarts_total", &[("pool", "risk")]), Some(2.0));
-    assert_eq!(v("tandem_plugin_restarts_total", &[("plugin", "fx")]), Some(1.0));
-    assert_eq!(v("tandem_plugin_reloads_total", &[("plugin", "fx")]), Some(1.0));
+    assert_eq!(
+        v(
+            "tandem_pool_workers",
+            &[("pool", "risk"), ("state", "busy")]
+        ),
+        Some(3.0)
+    );
+    assert_eq!(
+        v(
+            "tandem_pool_workers",
+            &[("pool", "risk"), ("state", "idle")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        v("tandem_pool_worker_restarts_total", &[("pool", "risk")]),
+        Some(2.0)
+    );
+    assert_eq!(
+        v("tandem_plugin_restarts_total", &[("plugin", "fx")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        v("tandem_plugin_reloads_total", &[("plugin", "fx")]),
+        Some(1.0)
+    );
     let q = [("stream", "reports"), ("group", "workers")];
     assert_eq!(v("tandem_queue_lag", &q), Some(12.0));
     assert_eq!(v("tandem_queue_pending", &q), Some(4.0));

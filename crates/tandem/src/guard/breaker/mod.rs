@@ -101,8 +101,7 @@ impl Shared {
     }
 
     fn admit(&self) -> Admission {
-        let now = self.config.clock.now();
-        let (admission, transition) = self.lock().admit(now, &self.config);
+        let (admission, transition) = self.lock().admit(&self.config);
         self.report(transition);
         if matches!(admission, Admission::Rejected { .. }) {
             if let Some(o) = &self.observer {

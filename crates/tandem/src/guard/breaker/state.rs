@@ -74,11 +74,18 @@ impl Machine {
     }
 
     /// Decides whether a call may run at `now`.
-    pub(crate) fn admit(
-        &mut self,
-        now: Instant,
-        config: &BreakerConfig,
-    ) -> (Admission, Option<Transition>) {
+    pub(crate) fn admit(&mut self, config: &BreakerConfig) -> (Admission, Option<Transition>) {
+        if self.state == BreakerState::Closed {
+            // The hot path needs no clock.
+            return (
+                Admission::Allowed {
+                    trial: false,
+                    generation: self.generation,
+                },
+                None,
+            );
+        }
+        let now = config.clock.now();
         match self.state {
             BreakerState::Closed => (
                 Admission::Allowed {

@@ -30,7 +30,7 @@ pin_project! {
             future: F,
             #[pin]
             sleep: Sleep,
-            started: Instant,
+            budget: Duration,
             transport: Transport,
             target: String,
         },
@@ -40,15 +40,16 @@ pin_project! {
 impl<F> ResponseFuture<F> {
     pub(super) fn running(
         future: F,
-        remaining: Duration,
+        deadline: std::time::Instant,
+        budget: Duration,
         transport: Transport,
         target: String,
     ) -> Self {
         ResponseFuture {
             kind: Kind::Running {
                 future,
-                sleep: tokio::time::sleep(remaining),
-                started: Instant::now(),
+                sleep: tokio::time::sleep_until(Instant::from_std(deadline)),
+                budget,
                 transport,
                 target,
             },
@@ -77,7 +78,7 @@ where
             KindProj::Running {
                 future,
                 sleep,
-                started,
+                budget,
                 transport,
                 target,
             } => {
@@ -91,7 +92,8 @@ where
                 Poll::Ready(Err(Error::Timeout {
                     transport: *transport,
                     target: std::mem::take(target),
-                    elapsed: started.elapsed(),
+                    // The timer fired at the deadline: the call ran for its whole budget.
+                    elapsed: *budget,
                 }))
             }
         }

@@ -8,7 +8,7 @@
 //! deadline has already passed is not sent at all.
 //!
 //! ```
-//! use std::time::Duration;
+//! use std::time::{Duration, Instant};
 //! use tandem::guard::TimeoutLayer;
 //! use tandem::{Error, Payload, Request, Response, Transport};
 //! use tower::{service_fn, Layer, ServiceExt};
@@ -31,7 +31,7 @@ mod layer;
 pub use layer::TimeoutLayer;
 
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tower::Service;
 
@@ -92,8 +92,14 @@ where
     }
 
     fn call(&mut self, mut req: Request) -> Self::Future {
-        req.metadata_mut().tighten_deadline(self.timeout);
-        let remaining = req.metadata().remaining().unwrap_or(self.timeout);
+        let now = Instant::now();
+        let ours = now + self.timeout;
+        let deadline = match req.metadata().deadline {
+            Some(theirs) if theirs < ours => theirs,
+            _ => ours,
+        };
+        req.metadata_mut().deadline = Some(deadline);
+        let remaining = deadline.saturating_duration_since(now);
         let target = req.method().to_owned();
         if remaining.is_zero() {
             return ResponseFuture::expired(Error::Timeout {
@@ -102,6 +108,12 @@ where
                 elapsed: Duration::ZERO,
             });
         }
-        ResponseFuture::running(self.inner.call(req), remaining, self.transport, target)
+        ResponseFuture::running(
+            self.inner.call(req),
+            deadline,
+            remaining,
+            self.transport,
+            target,
+        )
     }
 }
