@@ -339,20 +339,7 @@ pub struct Trace<S> {
 }
 
 impl<S> Trace<S> {
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Consumes the layer, returning the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    crate::guard::inner_accessors!();
 }
 
 /// The context a call sent from here should carry.

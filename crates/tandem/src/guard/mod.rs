@@ -32,6 +32,37 @@
 //! # }
 //! ```
 
+/// `get_ref`, `get_mut` and `into_inner` for a wrapper whose inner service is `self.inner`.
+macro_rules! inner_accessors {
+    () => {
+        /// The inner service.
+        pub fn get_ref(&self) -> &S {
+            &self.inner
+        }
+
+        /// The inner service, mutably.
+        pub fn get_mut(&mut self) -> &mut S {
+            &mut self.inner
+        }
+
+        /// Consumes the wrapper, returning the inner service.
+        pub fn into_inner(self) -> S {
+            self.inner
+        }
+    };
+}
+pub(crate) use inner_accessors;
+
+/// Yields a rejection stored in a response future (once).
+pub(crate) fn take_rejection(
+    error: &mut Option<crate::Error>,
+) -> std::task::Poll<Result<crate::Response, crate::Error>> {
+    match error.take() {
+        Some(e) => std::task::Poll::Ready(Err(e)),
+        None => panic!("a guard ResponseFuture was polled after it completed"),
+    }
+}
+
 pub mod breaker;
 pub mod bulkhead;
 mod classify;

@@ -83,10 +83,7 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().kind.project() {
-            KindProj::Rejected { error } => match error.take() {
-                Some(e) => Poll::Ready(Err(e)),
-                None => panic!("breaker ResponseFuture polled after completion"),
-            },
+            KindProj::Rejected { error } => crate::guard::take_rejection(error),
             KindProj::Called { future, permit } => {
                 let result = ready!(future.poll(cx));
                 if let Some(p) = permit.take() {

@@ -53,10 +53,7 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().kind.project() {
-            KindProj::Rejected { error } => match error.take() {
-                Some(e) => Poll::Ready(Err(e)),
-                None => panic!("bulkhead ResponseFuture polled after completion"),
-            },
+            KindProj::Rejected { error } => crate::guard::take_rejection(error),
             KindProj::Admitted { future, ticket } => {
                 let result = ready!(future.poll(cx));
                 // Return the permit as soon as the answer is in, not when the future is dropped.

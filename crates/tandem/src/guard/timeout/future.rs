@@ -71,10 +71,7 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().kind.project() {
-            KindProj::Expired { error } => match error.take() {
-                Some(e) => Poll::Ready(Err(e)),
-                None => panic!("timeout ResponseFuture polled after completion"),
-            },
+            KindProj::Expired { error } => crate::guard::take_rejection(error),
             KindProj::Running {
                 future,
                 sleep,
