@@ -2,8 +2,8 @@
 //!
 //! Run: `cargo run -p tandem --features metrics --example guard_fallback`
 //!
-//! The "dependency" is an in-process stand-in for a Python risk-scoring service that fails
-//! calls 10 to 29 (an outage), so the example runs anywhere. Put a real transport client in
+//! The "dependency" is an in-process stand-in for a Python risk-scoring service that is down
+//! while the loop makes calls 10 to 21 (an outage), so the example runs anywhere. Put a real transport client in
 //! its place (a `process::Pool`, `grpc::Client`, ...) and nothing else changes. Expected
 //! output (abridged):
 //!
@@ -15,13 +15,16 @@
 //! call 19: risk 0.50 (fallback after unavailable)   <- 10 of 20 failed: the breaker opens
 //! call 20: risk 0.50 (fallback after breaker_open)  <- Python is not called any more
 //! ...
-//! call 31: risk 0.03 (python)                       <- the trial after the sleep window closed it
+//! call 30: risk 0.03 (python)                       <- the trial after the sleep window closed it
+//! ...
 //! breaker: Closed
-//! python_call_total{method="score",status="breaker_open",transport="grpc"} ...
+//! python was called 30 times
+//! python_call_total{method="score",status="breaker_open",transport="grpc"} 10
+//! ...
 //! ```
 #![allow(clippy::print_stdout, clippy::unwrap_used)]
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,11 +38,13 @@ use tower::{service_fn, Layer, Service, ServiceExt};
 async fn main() {
     let registry = Registry::new();
     let calls = Arc::new(AtomicU32::new(0));
-    let seen = calls.clone();
+    let outage = Arc::new(AtomicBool::new(false));
+    let (seen, down) = (calls.clone(), outage.clone());
     let python = service_fn(move |_req: Request| {
-        let n = seen.fetch_add(1, Ordering::SeqCst);
+        seen.fetch_add(1, Ordering::SeqCst);
+        let is_down = down.load(Ordering::SeqCst);
         async move {
-            if (10..30).contains(&n) {
+            if is_down {
                 Err(Error::unavailable(
                     Transport::Grpc,
                     "score",
@@ -70,6 +75,7 @@ async fn main() {
     let mut svc = layer.layer(python);
 
     for i in 0..40 {
+        outage.store((10..22).contains(&i), Ordering::SeqCst);
         let req = Request::new("score", Payload::json(&json!({"amount": 12})).unwrap());
         let resp = svc.ready().await.unwrap().call(req).await.unwrap();
         let body: serde_json::Value = resp.decode().unwrap();

@@ -10,3 +10,4 @@ mod policy;
 mod retry;
 mod stub;
 mod timeout;
+mod trace;
