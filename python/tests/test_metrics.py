@@ -3,6 +3,7 @@ trace context in the handler's log records."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -175,3 +176,12 @@ def test_handler_log_records_carry_the_traceparent(fmt: str) -> None:
     else:
         assert f"traceparent={TRACEPARENT}" in line
         assert "scored" in line
+
+
+def test_a_cancelled_call_counts_as_a_timeout() -> None:
+    m = Metrics()
+    with pytest.raises(asyncio.CancelledError), m.time_call("slow", transport="grpc"):
+        raise asyncio.CancelledError()
+    got = samples(m.exposition()[0].decode())
+    want = key("tandem_handler_calls_total", method="slow", status="timeout", transport="grpc")
+    assert got[want] == 1

@@ -29,6 +29,7 @@ up across processes: the right mode for ``python -m tandem serve --processes N``
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -143,14 +144,18 @@ class Metrics:
     @contextlib.contextmanager
     def time_call(self, method: str, *, transport: str = "local") -> Iterator[None]:
         """Times the block as one call: ``ok``, or the raised exception's ``kind``
-        (``remote`` for an exception that is not a :class:`~tandem.errors.TandemError`).
+        (``remote`` for an exception that is not a :class:`~tandem.errors.TandemError`;
+        ``timeout`` for a cancelled task, which is how transports enforce deadlines).
         """
         start = time.perf_counter()
         status = "ok"
         try:
             yield
-        except BaseException as exc:
-            status = getattr(exc, "kind", "remote")
+        except asyncio.CancelledError:
+            status = "timeout"
+            raise
+        except Exception as exc:
+            status = str(getattr(exc, "kind", "remote"))
             raise
         finally:
             self.observe_call(method, status, time.perf_counter() - start, transport=transport)

@@ -28,6 +28,9 @@ use crate::call::{Error, Request, Response, Transport};
 ///
 /// `docs/resilience.md` explains the order. Each piece can be switched off (`no_…`).
 ///
+/// The inner service must be `Clone + Send + 'static` with a `Send` future: the retry layer
+/// clones it for each further attempt (transport clients are cheap handles, so this holds).
+///
 /// ```
 /// use std::time::Duration;
 /// use tandem::guard::{BreakerConfig, Policy};
