@@ -27,6 +27,10 @@ pub mod trace;
 pub use call::{BoxError, Error, ErrorKind, Metadata, Request, Response, Transport};
 pub use codec::{Codec, CodecError, Payload};
 
+#[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+pub mod metrics;
+
 #[cfg(feature = "process")]
 #[cfg_attr(docsrs, doc(cfg(feature = "process")))]
 pub mod process;
@@ -34,7 +38,3 @@ pub mod process;
 #[cfg(feature = "grpc-core")]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "grpc", feature = "plugin"))))]
 pub mod proto;
-
-#[cfg(feature = "metrics")]
-#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
-pub mod metrics;
