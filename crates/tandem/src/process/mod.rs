@@ -1,5 +1,8 @@
 //! The process transport: one-shot scripts and a supervised pool of persistent Python workers.
 
+mod group;
 mod python;
+pub mod script;
 
 pub use python::default_python;
+pub use script::{Script, ScriptBuilder};
