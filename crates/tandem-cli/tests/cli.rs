@@ -1,0 +1,220 @@
+//! The real `tandem` binary against real Python: a pool and a one-shot script.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+fn python() -> PathBuf {
+    std::env::var_os("TANDEM_PYTHON")
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join(".venv/bin/python"))
+}
+
+/// A fresh directory holding the test's Python service and script.
+fn fixture(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tandem-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("clisvc.py"),
+        r#"
+import tandem
+
+app = tandem.App("clisvc")
+
+@app.handler("echo")
+def echo(payload):
+    return payload
+
+@app.handler("boom")
+def boom(payload):
+    raise ValueError("boom went the handler")
+"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("script.py"),
+        r#"
+import tandem
+
+@tandem.script
+def main(data, ctx):
+    if ctx.method == "boom":
+        raise ValueError("boom went the script")
+    return {"echo": data, "method": ctx.method}
+"#,
+    )
+    .unwrap();
+    dir
+}
+
+/// Runs `tandem ARGS` in `dir` with a deadline; returns its output.
+fn tandem(dir: &Path, args: &[&str]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(args)
+        .current_dir(dir)
+        .env("TANDEM_PYTHON", python())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("tandem {args:?} did not finish in 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn call_script_prints_the_result_as_json() {
+    let dir = fixture("call_script");
+    let out = tandem(&dir, &["call", "script:script.py", "hello", r#"{"n": 1}"#]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v, serde_json::json!({"echo": {"n": 1}, "method": "hello"}));
+}
+
+#[test]
+fn call_script_reads_payload_files_and_msgpack() {
+    let dir = fixture("call_file");
+    std::fs::write(dir.join("in.json"), "[1, 2, 3]").unwrap();
+    let out = tandem(
+        &dir,
+        &[
+            "call",
+            "script:script.py",
+            "m",
+            "@in.json",
+            "--codec",
+            "msgpack",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["echo"], serde_json::json!([1, 2, 3]));
+}
+
+#[test]
+fn script_remote_error_exits_1_with_hint() {
+    let dir = fixture("script_remote");
+    let out = tandem(&dir, &["call", "script:script.py", "boom"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.starts_with("tandem: python handler raised ValueError"),
+        "{err}"
+    );
+    assert!(err.contains("boom went the script"), "{err}");
+    assert!(err.contains("\nhint: fix the handler"), "{err}");
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn script_timeout_exits_1() {
+    let dir = fixture("script_timeout");
+    std::fs::write(dir.join("slow.py"), "import time\ntime.sleep(60)\n").unwrap();
+    let out = tandem(&dir, &["call", "script:slow.py", "m", "--timeout", "500ms"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("timed out"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn bad_usage_exits_2() {
+    let dir = fixture("bad_usage");
+    for args in [
+        vec!["call", "ftp://x", "m"],
+        vec!["call", "script:script.py", "m", "{not json"],
+        vec!["call", "script:script.py", "m", "--timeout", "soon"],
+        vec!["call", "grpc://127.0.0.1:1", "m"],
+        vec!["bench", "script:script.py"],
+        vec!["frobnicate"],
+    ] {
+        let out = tandem(&dir, &args);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        assert!(!out.stderr.is_empty(), "{args:?}");
+    }
+}
+
+#[test]
+fn bench_json_has_the_documented_fields() {
+    let dir = fixture("bench_json");
+    let out = tandem(
+        &dir,
+        &[
+            "bench",
+            "script:script.py",
+            "--method",
+            "echo",
+            "--calls",
+            "3",
+            "--warmup",
+            "0",
+            "--json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for field in [
+        "schema",
+        "transport",
+        "method",
+        "payload_bytes",
+        "concurrency",
+        "calls",
+        "errors",
+        "p50_us",
+        "p99_us",
+        "throughput_per_s",
+    ] {
+        assert!(v.get(field).is_some(), "missing {field} in {v}");
+    }
+    assert_eq!(v["transport"], "script");
+    assert_eq!(v["calls"], 3);
+    assert_eq!(v["errors"], 0);
+}
+
+#[test]
+fn broken_pipe_exits_0_quietly() {
+    let dir = fixture("broken_pipe");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(["call", "script:script.py", "m", "[1]"])
+        .current_dir(&dir)
+        .env("TANDEM_PYTHON", python())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // the reader went away, like `| head -0`
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(out.stderr.is_empty(), "{}", text(&out.stderr));
+}
