@@ -1,5 +1,6 @@
 //! The process transport: one-shot scripts and a supervised pool of persistent Python workers.
 
+mod capture;
 mod group;
 mod python;
 pub mod script;

@@ -52,7 +52,6 @@
 //! * **Cancellation.** Dropping the future of a running call kills the group with SIGKILL; tokio
 //!   reaps the leader in the background (best-effort, like `kill_on_drop`).
 
-use std::collections::VecDeque;
 use std::ffi::{OsStr, OsString};
 use std::future::Future;
 use std::path::PathBuf;
@@ -62,9 +61,10 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
+use super::capture::{read_capped, read_tail, stderr_tail, Captured};
 use super::group::{own_group, stop_group, GroupGuard};
 use crate::call::{Error, Request, Response, Transport};
 use crate::codec::{Codec, Payload};
@@ -75,10 +75,6 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_MAX_OUTPUT: usize = 16 * 1024 * 1024;
 /// Default time between SIGTERM and SIGKILL on timeout.
 pub const DEFAULT_GRACE: Duration = Duration::from_millis(500);
-/// How many trailing stderr bytes are kept for error messages.
-const STDERR_KEEP: usize = 8 * 1024;
-/// How many trailing stderr lines an error message quotes.
-const STDERR_LINES: usize = 10;
 
 /// A one-shot script: one process per call. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -533,65 +529,9 @@ fn quote_tail(tail: &str) -> String {
     }
 }
 
-// ===== output capture =====
-
-/// Stdout as captured: all of it, or the news that it passed the cap.
-#[derive(Debug)]
-enum Captured {
-    Bytes(Vec<u8>),
-    Overflow,
-    Failed(std::io::Error),
-}
-
-/// Reads all of `r`, failing once more than `max` bytes arrive.
-async fn read_capped(mut r: impl AsyncRead + Unpin, max: usize) -> Captured {
-    let mut buf = Vec::new();
-    let mut chunk = vec![0u8; 64 * 1024];
-    loop {
-        match r.read(&mut chunk).await {
-            Ok(0) => return Captured::Bytes(buf),
-            Ok(n) if buf.len() + n > max => return Captured::Overflow,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Captured::Failed(e),
-        }
-    }
-}
-
-/// Reads all of `r` (so the child never blocks on a full pipe), keeping the last bytes.
-async fn read_tail(mut r: impl AsyncRead + Unpin) -> Vec<u8> {
-    let mut keep: VecDeque<u8> = VecDeque::with_capacity(STDERR_KEEP);
-    let mut chunk = vec![0u8; 16 * 1024];
-    while let Ok(n) = r.read(&mut chunk).await {
-        if n == 0 {
-            break;
-        }
-        keep.extend(&chunk[..n]);
-        let excess = keep.len().saturating_sub(STDERR_KEEP);
-        keep.drain(..excess);
-    }
-    keep.into()
-}
-
-/// The last lines of stderr, joined with `\n`.
-fn stderr_tail(bytes: &[u8]) -> String {
-    let text = String::from_utf8_lossy(bytes);
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    let start = lines.len().saturating_sub(STDERR_LINES);
-    lines[start..].join("\n")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn stderr_tail_keeps_last_lines() {
-        let text: String = (0..30).map(|i| format!("line {i}\n")).collect();
-        let tail = stderr_tail(text.as_bytes());
-        assert!(tail.starts_with("line 20"));
-        assert!(tail.ends_with("line 29"));
-    }
 
     #[test]
     fn structured_errors_keep_their_fields() {
