@@ -77,3 +77,26 @@ sys.stdout.write(json.dumps({"leak": os.environ.get("TANDEM_TEST_LEAK"), "mine":
     let got: serde_json::Value = out.decode().unwrap();
     assert_eq!(got, json!({"leak": null, "mine": "1"}));
 }
+
+#[tokio::test]
+async fn a_script_flooding_stderr_does_not_block() {
+    let dir = support::test_dir("script_stderr_flood");
+    // 1 MiB of logs, far past a pipe buffer, before the answer: the parent must drain stderr.
+    let src = r#"
+import sys, tandem
+
+@tandem.script
+def main(data):
+    for _ in range(1024):
+        sys.stderr.write("x" * 1023 + "\n")
+    return {"ok": data}
+"#;
+    let out = tokio::time::timeout(
+        Duration::from_secs(30),
+        py_script(&dir, src).build().run(Payload::json(&json!(7)).unwrap()),
+    )
+    .await
+    .expect("no deadlock on a full stderr pipe")
+    .unwrap();
+    assert_eq!(out.decode::<serde_json::Value>().unwrap(), json!({"ok": 7}));
+}
