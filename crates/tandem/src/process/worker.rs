@@ -24,6 +24,9 @@ use super::frame::{
 use super::output::{drain, Stream, Tail};
 use crate::call::{Error, Transport};
 
+/// close_range(2) flag: set FD_CLOEXEC on the range instead of closing it (Linux 5.11).
+const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+
 /// The fd number the worker finds its end of the socketpair on.
 pub(crate) const WORKER_FD: i32 = 3;
 
@@ -108,12 +111,13 @@ fn sys_kill(pid: i32, sig: i32) -> i32 {
 }
 
 /// Puts the child in its own session and process group (so a timeout kills the handler's
-/// own children too, and a terminal's Ctrl-C reaches only the parent), and moves its end of
-/// the socketpair to fd 3 without `FD_CLOEXEC`. Every other fd the parent holds is CLOEXEC.
+/// own children too, and a terminal's Ctrl-C reaches only the parent), moves its end of the
+/// socketpair to fd 3 without `FD_CLOEXEC`, and closes every fd above 3. Every fd the pool
+/// opens is CLOEXEC anyway; closing the rest also drops fds the parent inherited.
 #[allow(unsafe_code)]
 fn isolate(cmd: &mut Command, child_fd: i32) {
     // SAFETY: the closure runs in the forked child before exec and calls only the
-    // async-signal-safe functions setsid(2), dup2(2) and fcntl(2); it allocates nothing.
+    // async-signal-safe setsid(2), dup2(2), fcntl(2) and close_range(2); it allocates nothing.
     unsafe {
         cmd.pre_exec(move || {
             if libc::setsid() == -1 {
@@ -129,6 +133,16 @@ fn isolate(cmd: &mut Command, child_fd: i32) {
             } else if libc::dup2(child_fd, WORKER_FD) == -1 {
                 return Err(std::io::Error::last_os_error());
             }
+            // Mark everything above the wire CLOEXEC, including fds the parent inherited
+            // without it (a jobserver pipe, say), so exec closes them as Python's subprocess
+            // would; std's own exec-error pipe keeps working until then. Kernels before 5.11
+            // lack the flag and the worker then keeps such inherited fds.
+            libc::syscall(
+                libc::SYS_close_range,
+                WORKER_FD + 1,
+                u32::MAX,
+                CLOSE_RANGE_CLOEXEC,
+            );
             Ok(())
         });
     }

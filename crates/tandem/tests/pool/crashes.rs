@@ -180,3 +180,18 @@ async fn pool_survives_a_handler_that_crashes_at_every_call() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn pool_build_names_a_missing_interpreter() {
+    let dir = svc_dir("no_python");
+    within(30, async {
+        let err = builder(&dir)
+            .python("/nonexistent/python3")
+            .build()
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+        assert_contains(&err.to_string(), &["cannot start", "/nonexistent/python3"]);
+    })
+    .await;
+}

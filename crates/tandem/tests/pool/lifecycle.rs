@@ -140,3 +140,26 @@ async fn pool_drop_kills_and_reaps_every_worker() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn pool_workers_inherit_no_fd_but_their_own_wire() {
+    let dir = svc_dir("fd_leaks");
+    within(60, async {
+        let pool = builder(&dir).workers(3).build().await.unwrap();
+        for _ in 0..3 {
+            let fds = call_json(&pool, "fds", json!(null)).await.unwrap();
+            let fds = fds.as_object().unwrap();
+            assert!(fds["3"].as_str().unwrap().starts_with("socket:"), "{fds:?}");
+            for (fd, target) in fds {
+                let target = target.as_str().unwrap();
+                let shared = target.starts_with("socket:") || target.starts_with("pipe:");
+                assert!(
+                    ["0", "1", "2", "3"].contains(&fd.as_str()) || !shared,
+                    "worker inherited fd {fd} -> {target}: {fds:?}"
+                );
+            }
+        }
+        finish(pool).await;
+    })
+    .await;
+}

@@ -94,6 +94,7 @@ struct Inner {
     timeout: Duration,
     methods: Vec<String>,
     shared: Arc<Shared>,
+    queue: slot::Queue,
     slots: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -168,7 +169,7 @@ impl Pool {
         let slots = workers
             .into_iter()
             .map(|w| {
-                let slot = Slot::new(slot_cfg.clone(), shared.clone(), queue.clone());
+                let slot = Slot::new(slot_cfg.clone(), shared.clone(), Arc::clone(&queue));
                 tokio::spawn(slot.run(w))
             })
             .collect();
@@ -181,6 +182,7 @@ impl Pool {
                 timeout: b.timeout,
                 methods,
                 shared,
+                queue,
                 slots: Mutex::new(slots),
             }),
         };
@@ -296,6 +298,11 @@ impl Pool {
         };
         for s in slots {
             let _ = s.await;
+        }
+        // Slots that were waiting out a restart backoff left calls in the queue: answer them.
+        let mut rx = inner.queue.lock().await;
+        while let Ok(job) = rx.try_recv() {
+            let _ = job.reply.send(Err(shut_down(job.req.method())));
         }
     }
 }
