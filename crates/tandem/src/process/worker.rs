@@ -52,6 +52,10 @@ impl Registry {
         }
     }
 
+    fn contains(&self, pid: u32) -> bool {
+        self.0.lock().map(|s| s.contains(&pid)).unwrap_or(false)
+    }
+
     fn remove(&self, pid: u32) {
         if let Ok(mut s) = self.0.lock() {
             s.remove(&pid);
@@ -421,7 +425,10 @@ impl Worker {
         let status = tokio::time::timeout(Duration::from_secs(2), self.exited()).await;
         let observed = *self.exit.borrow();
         let status = match (status, observed) {
-            (Ok(()), Some(st)) => describe_exit(&st),
+            (Ok(()), Some(st)) => {
+                kill_group(self.pid); // children the worker left behind
+                describe_exit(&st)
+            }
             _ => {
                 // It closed its end of the wire but did not exit: finish it.
                 self.kill().await;
@@ -449,9 +456,9 @@ impl Worker {
 
     /// SIGKILLs the worker's process group and waits (up to 5 s) until it is reaped.
     pub(crate) async fn kill(&mut self) {
-        if !self.reaped.load(Ordering::SeqCst) {
-            kill_group(self.pid);
-        }
+        // Signal the group even when the leader is already reaped: members it left (a
+        // handler's own children) keep the pgid allocated, so it cannot have been reused.
+        kill_group(self.pid);
         let _ = tokio::time::timeout(Duration::from_secs(5), self.exited()).await;
         self.registry.remove(self.pid);
     }
@@ -474,7 +481,7 @@ impl Worker {
 
 impl Drop for Worker {
     fn drop(&mut self) {
-        if !self.reaped.load(Ordering::SeqCst) {
+        if !self.reaped.load(Ordering::SeqCst) || self.registry.contains(self.pid) {
             kill_group(self.pid);
         }
         self.registry.remove(self.pid);

@@ -40,6 +40,16 @@ def ctx_info(p, ctx):
 def pid(p):
     return os.getpid()
 
+@app.handler("spawn_child")
+def spawn_child(p):
+    import subprocess
+    child = subprocess.Popen(["sleep", "300"])
+    with open(p["path"], "w") as f:
+        f.write(str(child.pid))
+    if p["then"] == "exit":
+        os._exit(1)
+    time.sleep(300)
+
 @app.handler("fds")
 def fds(p):
     out = {}
