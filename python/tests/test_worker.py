@@ -222,3 +222,31 @@ def test_worker_exits_cleanly_on_sigterm(peer: Peer) -> None:
     while peer.proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
     assert peer.proc.returncode == 0
+
+
+def _reader(data: bytes) -> Any:
+    import io
+
+    buf = io.BytesIO(data)
+    return lambda n: buf.read(n)
+
+
+def test_wire_read_tells_eof_truncation_and_oversize_apart() -> None:
+    frame = _wire.encode(_wire.PING, 1, {})
+    assert _wire.read(_reader(frame), 1024).type == _wire.PING
+    with pytest.raises(_wire.EndOfStream):
+        _wire.read(_reader(b""), 1024)
+    with pytest.raises(_wire.WireError) as info:
+        _wire.read(_reader(frame[:-1]), 1024)
+    assert info.value.code == "truncated"
+    with pytest.raises(_wire.WireError) as info:
+        _wire.read(_reader(b"\xff\xff\xff\xff"), 1024)
+    assert info.value.code == "too_large" and "exceeds" in str(info.value)
+
+
+def test_worker_refuses_stdio_as_the_wire() -> None:
+    from tandem import App
+    from tandem.worker import run
+
+    with pytest.raises(ValueError, match="stdin, stdout or stderr"):
+        run(App("x"), fd=1)

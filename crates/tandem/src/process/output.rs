@@ -104,3 +104,25 @@ fn emit(line: &[u8], cut: bool, pid: u32, stream: Stream, tail: &Tail) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn drain_keeps_the_last_lines_and_cuts_long_ones() {
+        let mut input = Vec::new();
+        for i in 0..30 {
+            input.extend_from_slice(format!("line {i}\n").as_bytes());
+        }
+        input.extend(std::iter::repeat_n(b'x', MAX_LINE + 10));
+        let tail = Tail::default();
+        drain(std::io::Cursor::new(input), 1, Stream::Stderr, tail.clone())
+            .await
+            .unwrap();
+        let text = tail.render(2);
+        assert!(text.starts_with("line 29 | xxx"), "{}", &text[..20]);
+        assert!(text.ends_with('…'));
+        assert_eq!(Tail::default().render(3), "(empty)");
+    }
+}

@@ -487,3 +487,26 @@ impl Drop for Worker {
         self.registry.remove(self.pid);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exits_are_described_with_their_signal_name() {
+        assert_eq!(
+            describe_exit(&ExitStatus::from_raw(7 << 8)),
+            "exit status 7"
+        );
+        let segv = describe_exit(&ExitStatus::from_raw(libc::SIGSEGV));
+        assert!(segv.starts_with("killed by signal 11 (SIGSEGV"), "{segv}");
+        let kill = describe_exit(&ExitStatus::from_raw(libc::SIGKILL));
+        assert!(kill.contains("OOM killer"), "{kill}");
+    }
+
+    #[test]
+    fn rss_of_this_process_is_readable() {
+        assert!(rss_bytes(std::process::id()).is_some_and(|b| b > 0));
+        assert_eq!(rss_bytes(u32::MAX), None);
+    }
+}

@@ -224,6 +224,13 @@ impl Pool {
             .deadline
             .unwrap_or_else(|| Instant::now() + inner.timeout);
         let method = req.method().to_owned();
+        if Instant::now() >= deadline {
+            return Err(Error::Timeout {
+                transport: Transport::Pool,
+                target: format!("{method} (deadline passed before the call was sent)"),
+                elapsed: Duration::ZERO,
+            });
+        }
         let (reply, rx) = oneshot::channel();
         let job = Job {
             req,
