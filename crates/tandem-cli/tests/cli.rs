@@ -86,6 +86,86 @@ fn text(b: &[u8]) -> String {
 }
 
 #[test]
+fn call_pool_prints_the_result_as_json() {
+    let dir = fixture("call_pool");
+    let out = tandem(
+        &dir,
+        &[
+            "call",
+            "pool:clisvc:app",
+            "echo",
+            r#"{"a": [1, 2]}"#,
+            "--workers",
+            "1",
+            "--cwd",
+            ".",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v, serde_json::json!({"a": [1, 2]}));
+}
+
+#[test]
+fn pool_remote_error_exits_1_with_hint() {
+    let dir = fixture("pool_remote");
+    let out = tandem(
+        &dir,
+        &["call", "pool:clisvc:app", "boom", "{}", "--workers", "1"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.starts_with("tandem: python handler raised ValueError"),
+        "{err}"
+    );
+    assert!(err.contains("boom went the handler"), "{err}");
+    assert!(err.contains("\nhint: fix the handler"), "{err}");
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn pool_that_cannot_start_exits_2() {
+    let dir = fixture("pool_no_module");
+    let out = tandem(
+        &dir,
+        &["call", "pool:no_such_module:app", "echo", "--workers", "1"],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.starts_with("tandem: "), "{err}");
+    assert!(err.contains("hint: "), "{err}");
+}
+
+#[test]
+fn bench_pool_json_counts_calls() {
+    let dir = fixture("bench_pool");
+    let out = tandem(
+        &dir,
+        &[
+            "bench",
+            "pool:clisvc:app",
+            "--method",
+            "echo",
+            "--calls",
+            "200",
+            "--concurrency",
+            "4",
+            "--workers",
+            "2",
+            "--json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["transport"], "pool");
+    assert_eq!(v["calls"], 200);
+    assert_eq!(v["errors"], 0);
+    assert_eq!(v["concurrency"], 4);
+    assert!(v["p50_us"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
 fn call_script_prints_the_result_as_json() {
     let dir = fixture("call_script");
     let out = tandem(&dir, &["call", "script:script.py", "hello", r#"{"n": 1}"#]);

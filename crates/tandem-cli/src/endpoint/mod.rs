@@ -66,7 +66,6 @@ impl FromStr for Endpoint {
 #[derive(Debug, Clone)]
 pub(crate) struct Options {
     /// Pool size.
-    #[allow(dead_code)] // read by the pool endpoint once Pool lands
     pub(crate) workers: usize,
     /// The interpreter (default: `tandem::process::default_python()`).
     pub(crate) python: PathBuf,
@@ -104,7 +103,6 @@ impl Connection {
         }
     }
 
-    #[allow(dead_code)] // used by the pool endpoint once Pool lands
     fn with_closer(mut self, closer: impl Future<Output = ()> + Send + 'static) -> Self {
         self.closer = Some(Box::pin(closer));
         self
@@ -122,7 +120,6 @@ impl Connection {
 #[derive(Debug)]
 pub(crate) enum ConnectError {
     /// The transport failed to start (e.g. workers did not come up).
-    #[allow(dead_code)] // built by the pool endpoint once Pool lands
     Start(Error),
     /// This build cannot serve the endpoint kind yet.
     Unsupported(String),

@@ -1,5 +1,8 @@
 //! `pool:MODULE:APP`: a `tandem::process::Pool` of `python -m tandem worker MODULE:APP`.
 
+use tandem::process::Pool;
+use tower::util::BoxCloneService;
+
 use super::{ConnectError, Connection, Options};
 
 /// The app spec, `MODULE:APP`.
@@ -19,9 +22,18 @@ pub(super) fn parse(rest: &str) -> Result<Target, String> {
     }
 }
 
-pub(super) async fn connect(t: &Target, _opts: &Options) -> Result<Connection, ConnectError> {
-    // Placeholder until tandem::process::Pool lands on this branch.
-    Err(super::unsupported("pool", format!("pool:{}", t.app)))
+pub(super) async fn connect(t: &Target, opts: &Options) -> Result<Connection, ConnectError> {
+    let mut builder = Pool::builder(t.app.clone())
+        .workers(opts.workers)
+        .python(opts.python.clone())
+        .timeout(opts.timeout);
+    if let Some(dir) = &opts.cwd {
+        builder = builder.cwd(dir.clone());
+    }
+    let pool = builder.build().await.map_err(ConnectError::Start)?;
+    let closer = pool.clone();
+    Ok(Connection::new("pool", BoxCloneService::new(pool))
+        .with_closer(async move { closer.shutdown().await }))
 }
 
 #[cfg(test)]

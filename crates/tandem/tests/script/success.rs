@@ -93,7 +93,9 @@ def main(data):
 "#;
     let out = tokio::time::timeout(
         Duration::from_secs(30),
-        py_script(&dir, src).build().run(Payload::json(&json!(7)).unwrap()),
+        py_script(&dir, src)
+            .build()
+            .run(Payload::json(&json!(7)).unwrap()),
     )
     .await
     .expect("no deadlock on a full stderr pipe")
