@@ -17,7 +17,12 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), Failure> {
         .timeout(Some(args.common.timeout))
         .codec(args.common.codec.into())
         .warmup(args.warmup);
-    let conn = super::open(&args.endpoint, &args.common).await?;
+    let conn = super::open(
+        &args.endpoint,
+        &args.common,
+        Some(args.concurrency as usize),
+    )
+    .await?;
     let mut report = bench::run(conn.service.clone(), &cfg).await;
     report.transport = conn.transport.to_owned();
     conn.close().await;

@@ -15,7 +15,7 @@ pub(crate) async fn run(args: CallArgs) -> Result<(), Failure> {
     let payload = Payload::json(&value)
         .and_then(|p| p.transcode(codec))
         .map_err(|e| Failure::Usage(anyhow::anyhow!("cannot encode the payload: {e}")))?;
-    let conn = super::open(&args.endpoint, &args.common).await?;
+    let conn = super::open(&args.endpoint, &args.common, None).await?;
     let req = Request::new(args.method, payload).with_timeout(args.common.timeout);
     let result = conn.service.clone().oneshot(req).await;
     conn.close().await;

@@ -9,7 +9,11 @@ use crate::endpoint::{self, ConnectError, Connection, Endpoint, Options};
 use crate::output::Failure;
 
 /// Opens `endpoint` with the shared flags.
-async fn open(endpoint: &Endpoint, common: &CommonArgs) -> Result<Connection, Failure> {
+async fn open(
+    endpoint: &Endpoint,
+    common: &CommonArgs,
+    max_queue: Option<usize>,
+) -> Result<Connection, Failure> {
     let opts = Options {
         workers: usize::from(common.workers),
         python: common
@@ -19,6 +23,7 @@ async fn open(endpoint: &Endpoint, common: &CommonArgs) -> Result<Connection, Fa
         cwd: common.cwd.clone(),
         timeout: common.timeout,
         codec: common.codec.into(),
+        max_queue,
     };
     endpoint::connect(endpoint, &opts)
         .await

@@ -75,6 +75,9 @@ pub(crate) struct Options {
     pub(crate) timeout: Duration,
     /// Payload codec.
     pub(crate) codec: Codec,
+    /// Calls a pool may queue (bench sets it to its concurrency so callers queue rather than
+    /// being answered `Overloaded`); `None` keeps the pool's default.
+    pub(crate) max_queue: Option<usize>,
 }
 
 /// An open endpoint: the service to call, and how to close it.

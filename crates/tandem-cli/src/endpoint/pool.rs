@@ -30,6 +30,9 @@ pub(super) async fn connect(t: &Target, opts: &Options) -> Result<Connection, Co
     if let Some(dir) = &opts.cwd {
         builder = builder.cwd(dir.clone());
     }
+    if let Some(n) = opts.max_queue {
+        builder = builder.max_queue(n);
+    }
     let pool = builder.build().await.map_err(ConnectError::Start)?;
     let closer = pool.clone();
     Ok(Connection::new("pool", BoxCloneService::new(pool))
