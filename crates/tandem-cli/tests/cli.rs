@@ -106,6 +106,51 @@ fn call_pool_prints_the_result_as_json() {
     assert_eq!(v, serde_json::json!({"a": [1, 2]}));
 }
 
+/// Pids of processes whose command line contains `needle`.
+fn processes_with(needle: &str) -> Vec<u32> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if let Ok(cmd) = std::fs::read(entry.path().join("cmdline")) {
+            if String::from_utf8_lossy(&cmd)
+                .replace('\0', " ")
+                .contains(needle)
+            {
+                out.push(pid);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn call_leaves_no_pool_workers_behind() {
+    let dir = fixture("no_orphans");
+    std::fs::copy(dir.join("clisvc.py"), dir.join("orphancheck.py")).unwrap();
+    let out = tandem(
+        &dir,
+        &[
+            "call",
+            "pool:orphancheck:app",
+            "echo",
+            "1",
+            "--workers",
+            "2",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !processes_with("orphancheck:app").is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "pool workers outlived the tandem command"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 #[test]
 fn pool_remote_error_exits_1_with_hint() {
     let dir = fixture("pool_remote");
