@@ -180,6 +180,13 @@ def parser() -> argparse.ArgumentParser:
         "--no-batching", action="store_true", help="serve every model one input at a time"
     )
     p.add_argument("--gzip", action="store_true", help="compress responses with gzip")
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        metavar="PORT",
+        help="serve Prometheus metrics of every worker on PORT/metrics (0: any; default: none)",
+    )
     return p
 
 
@@ -201,6 +208,7 @@ def settings_from_args(args: argparse.Namespace) -> ServeSettings:
         min_ping_interval_s=args.min_ping_interval,
         batching=not args.no_batching,
         gzip=args.gzip,
+        metrics_port=args.metrics_port,
     )
 
 

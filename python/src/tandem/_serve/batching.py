@@ -67,6 +67,7 @@ class Batcher:
         ]
         self.batches = 0
         self.inputs = 0
+        self.metrics: Any = None  # a telemetry.ServeMetrics with --metrics-port
 
     @property
     def pending(self) -> int:
@@ -158,6 +159,10 @@ class Batcher:
                 continue
             self.batches += 1
             self.inputs += len(batch)
+            if self.metrics is not None:
+                self.metrics.observe_batch(
+                    self.model.name, len(batch), [started - item.enqueued for item in batch]
+                )
             for item, output in zip(batch, outputs, strict=True):
                 if not item.future.done():
                     item.future.set_result((output, BatchInfo(len(batch), started - item.enqueued)))

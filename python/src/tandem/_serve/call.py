@@ -22,6 +22,7 @@ class CallService(call_pb2_grpc.CallServicer):
     def __init__(self, app: App) -> None:
         self.app = app
         self.ready = False
+        self.metrics: Any = None  # a telemetry.ServeMetrics with --metrics-port
 
     async def Invoke(self, request: Any, context: Any) -> Any:
         metadata = {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
@@ -40,9 +41,15 @@ class CallService(call_pb2_grpc.CallServicer):
                 )
             if ctx.expired:
                 raise Timeout(f"call {request.method!r} arrived after its deadline")
-            data, codec = await self.app.acall(
-                request.method, request.payload, request.codec or "json", ctx
-            )
+            if self.metrics is None:
+                data, codec = await self.app.acall(
+                    request.method, request.payload, request.codec or "json", ctx
+                )
+            else:
+                with self.metrics.calls.time_call(request.method, transport="grpc"):
+                    data, codec = await self.app.acall(
+                        request.method, request.payload, request.codec or "json", ctx
+                    )
         except Exception as exc:
             return call_pb2.CallReply(error=call_pb2.CallError(**error_to_wire(exc)))
         return call_pb2.CallReply(ok=call_pb2.Payload(data=data, codec=codec))

@@ -39,6 +39,9 @@ class ServeSettings:
     :param batching: False serves every model one input at a time (benchmarks, debugging).
     :param gzip: compress responses with gzip (requests in gzip are always accepted).
     :param restart_backoff_s: first delay before restarting a dead worker (doubles, max 5 s).
+    :param metrics_port: serve Prometheus metrics (handler calls, batch sizes, queue time,
+        summed over every worker) on ``host:metrics_port/metrics``; 0 picks a free port
+        (logged); None serves none.
     """
 
     host: str = "0.0.0.0"
@@ -54,6 +57,7 @@ class ServeSettings:
     batching: bool = True
     gzip: bool = False
     restart_backoff_s: float = 0.2
+    metrics_port: int | None = None
 
     def worker_count(self) -> int:
         """``workers``, or the number of cores when it is 0."""

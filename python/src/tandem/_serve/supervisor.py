@@ -14,9 +14,11 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -74,6 +76,8 @@ class _Supervisor:
         self.restart_at: dict[int, float] = {}
         self.pipe_r, self.pipe_w = os.pipe()
         self.reservation: socket.socket | None = None
+        self.metrics_reservation: socket.socket | None = None
+        self.metrics_dir: str | None = None  # a PROMETHEUS_MULTIPROC_DIR we created
         self.parent_pid = os.getpid()
 
     def spawn(self, index: int) -> None:
@@ -90,6 +94,8 @@ class _Supervisor:
             os.close(self.pipe_w)
             if self.reservation is not None:
                 self.reservation.close()
+            if self.metrics_reservation is not None:
+                self.metrics_reservation.close()
             signal.pthread_sigmask(signal.SIG_SETMASK, set())
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
                 signal.signal(sig, signal.SIG_DFL)
@@ -116,6 +122,10 @@ class _Supervisor:
             if index is None:
                 continue
             code = os.waitstatus_to_exitcode(status)
+            if self.settings.metrics_port is not None:
+                from ..metrics import mark_process_dead
+
+                mark_process_dead(pid)
             if stopping:
                 log.info("worker %d (pid %d) exited (%d)", index, pid, code)
                 continue
@@ -156,12 +166,31 @@ class _Supervisor:
             os.close(self.pipe_w)
             if self.reservation is not None:
                 self.reservation.close()
+            if self.metrics_reservation is not None:
+                self.metrics_reservation.close()
+            if self.metrics_dir is not None:
+                shutil.rmtree(self.metrics_dir, ignore_errors=True)
+
+    def _metrics(self) -> None:
+        """Reserves the metrics port and gives the workers one multiprocess directory."""
+        s = self.settings
+        if s.metrics_port is None:
+            return
+        if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            self.metrics_dir = tempfile.mkdtemp(prefix="tandem-metrics-")
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = self.metrics_dir
+        self.metrics_reservation = reserve_port(s.host, s.metrics_port)
+        port = self.metrics_reservation.getsockname()[1]
+        self.settings = replace(s, metrics_port=port)
+        log.info("tandem serve: metrics on http://%s:%d/metrics", s.host, port)
 
     def _loop(self) -> int:
         s = self.settings
         if s.port is not None:
             self.reservation = reserve_port(s.host, s.port)
             self.settings = s = replace(s, port=self.reservation.getsockname()[1])
+        self._metrics()
+        s = self.settings
         log.info(
             "tandem serve: %d workers on %s%s",
             self.n,

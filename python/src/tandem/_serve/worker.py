@@ -56,6 +56,7 @@ class _Worker:
         self.registry = registry
         self.settings = settings
         self.index = index
+        self.metrics: Any = None  # a telemetry.ServeMetrics with --metrics-port
 
     def _build(self) -> tuple[Any, Any, Any, Any]:
         import grpc
@@ -122,7 +123,8 @@ class _Worker:
                 )
             from .batching import Batcher
 
-            inference.batchers[model.name] = Batcher(model, config)
+            inference.batchers[model.name] = batcher = Batcher(model, config)
+            batcher.metrics = self.metrics
 
     async def run(self, parent_fd: int | None) -> int:
         from grpc_health.v1 import health_pb2
@@ -136,6 +138,7 @@ class _Worker:
         try:
             server, health, calls, inference = self._build()
             addresses = self._bind(server)
+            self._serve_metrics(calls)
         except Exception as exc:
             log.error("worker %d: cannot start the gRPC server: %s", self.index, exc)
             return EXIT_CONFIG
@@ -162,6 +165,15 @@ class _Worker:
         stopping.cancel()
         await self._drain(server, health, inference, code == 0)
         return code
+
+    def _serve_metrics(self, calls: Any) -> None:
+        s = self.settings
+        if s.metrics_port is None:
+            return
+        from .telemetry import ServeMetrics, serve_shared
+
+        self.metrics = calls.metrics = ServeMetrics()
+        serve_shared(self.metrics.calls, s.host, s.metrics_port)
 
     async def _drain(self, server: Any, health: Any, inference: Any, delay: bool) -> None:
         s = self.settings
