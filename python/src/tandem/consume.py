@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import dataclasses
 import logging
+import os
 import sys
 from typing import Any
 
@@ -36,8 +37,16 @@ log = logging.getLogger("tandem.consume")
 
 
 def _run_one(app: App, settings: ConsumerSettings, index: int) -> int:
+    consumer = Consumer(app, settings, index)
+    if settings.metrics_port is not None:
+        from ._metrics_endpoint import serve_shared
+        from ._queue.telemetry import QueueMetrics
+
+        consumer.metrics = QueueMetrics()
+        endpoint = serve_shared(consumer.metrics.calls, "0.0.0.0", settings.metrics_port)
+        log.info("consumer %d: metrics on port %d", index, endpoint.server_address[1])
     try:
-        asyncio.run(Consumer(app, settings, index).run())
+        asyncio.run(consumer.run())
     except KeyboardInterrupt:
         return 1
     return 0
@@ -65,7 +74,34 @@ def run(app: App, *, settings: ConsumerSettings | None = None, **options: Any) -
         return _run_one(app, s, 0)
     from ._queue.supervisor import supervise
 
-    return supervise(lambda i: _run_one(app, s, i), s.processes)
+    if s.metrics_port is None:
+        return supervise(lambda i: _run_one(app, s, i), s.processes)
+    return _supervise_with_metrics(app, s)
+
+
+def _supervise_with_metrics(app: App, s: ConsumerSettings) -> int:
+    """Several processes, one metrics port: a shared multiprocess directory and a reserved
+    SO_REUSEPORT port every child serves the sum on."""
+    import shutil
+    import tempfile
+
+    from ._queue.supervisor import supervise
+    from ._serve.supervisor import reserve_port
+    from .metrics import mark_process_dead
+
+    created = None
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        created = tempfile.mkdtemp(prefix="tandem-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = created
+    reservation = reserve_port("0.0.0.0", s.metrics_port or 0)
+    s = dataclasses.replace(s, metrics_port=reservation.getsockname()[1])
+    log.info("tandem consume: metrics on port %d", s.metrics_port)
+    try:
+        return supervise(lambda i: _run_one(app, s, i), s.processes, on_exit=mark_process_dead)
+    finally:
+        reservation.close()
+        if created is not None:
+            shutil.rmtree(created, ignore_errors=True)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -96,6 +132,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--retry-max", type=float, default=d.retry_max_s, help="retry delay cap")
     p.add_argument("--dedup-ttl", type=float, default=None, help="skip completed idempotency keys")
     p.add_argument("--reply-ttl", type=float, default=d.reply_ttl_s)
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help="serve Prometheus metrics of every process on PORT/metrics (0: any)",
+    )
     return p
 
 
@@ -120,6 +162,7 @@ def main(argv: list[str]) -> int:
             retry_max_s=args.retry_max,
             dedup_ttl_s=args.dedup_ttl,
             reply_ttl_s=args.reply_ttl,
+            metrics_port=args.metrics_port,
         )
     except ValueError as exc:
         sys.stderr.write(f"tandem consume: {exc}\n")

@@ -74,6 +74,7 @@ class Consumer:
         self._next_reclaim = 0.0
         self._move_due: Any = None
         self.handled = 0
+        self.metrics: Any = None  # a telemetry.QueueMetrics with --metrics-port
 
     # ----- lifecycle ----------------------------------------------------------------------
 
@@ -317,6 +318,7 @@ class Consumer:
         try:
             data, codec = await self._call(task, ctx)
         except BadRequest as exc:
+            self._count(task.method, "failed")
             self._dead(batch, eid, flds, "bad_request", error_to_wire(exc), attempts, task)
             return
         except TandemError as exc:
@@ -326,13 +328,24 @@ class Consumer:
             self._failed(batch, eid, task, Remote.from_exception(exc), attempts, flds)
             return
         self.handled += 1
+        self._count(task.method, "handled")
         batch.ack.append(eid)
         if task.reply_to:
             batch.replies.append((task.reply_to, wire.reply_ok(task.id, data, codec)))
         if task.idempotency_key and self.s.dedup_ttl_s:
             batch.done_keys.append(wire.done_key(self.s.stream, task.idempotency_key))
 
+    def _count(self, method: str, outcome: str) -> None:
+        if self.metrics is not None:
+            self.metrics.count(method, outcome)
+
     async def _call(self, task: wire.Task, ctx: Context) -> tuple[bytes, str]:
+        if self.metrics is None:
+            return await self._run(task, ctx)
+        with self.metrics.calls.time_call(task.method, transport="queue"):
+            return await self._run(task, ctx)
+
+    async def _run(self, task: wire.Task, ctx: Context) -> tuple[bytes, str]:
         reg = self.app._lookup(task.method)
         if not reg.is_async:
             # Sync handlers run inline: no thread hop, one at a time (the GIL would
@@ -351,6 +364,7 @@ class Consumer:
         flds: dict[bytes, bytes],
     ) -> None:
         err = error_to_wire(exc)
+        self._count(task.method, "failed")
         if attempts >= self.s.max_deliveries:
             log.error("task %s (%s) failed %d times, dead: %s", task.id, task.method, attempts, exc)
             self._dead(batch, eid, flds, "failed", err, attempts, task)
@@ -374,6 +388,7 @@ class Consumer:
         batch.retries.append(
             (wire.now_ms() + delay * 1000, msgpack.packb(flat, use_bin_type=False))
         )
+        self._count(task.method, "retried")
         batch.ack.append(eid)
 
     def _dead(
@@ -386,6 +401,7 @@ class Consumer:
         attempts: int,
         task: wire.Task | None = None,
     ) -> None:
+        self._count(task.method if task is not None else "other", "dead_lettered")
         batch.dead.append(
             wire.dead_letter(flds, entry_id=eid, reason=reason, wire=err, attempts=attempts)
         )

@@ -31,6 +31,9 @@ class ConsumerSettings:
         seconds is acknowledged without running again.
     :param reply_ttl_s: expiry set on reply streams written to.
     :param handle_signals: install SIGTERM/SIGINT handlers (turn off when embedding).
+    :param metrics_port: serve Prometheus metrics (task outcomes and handler calls, summed
+        over every process) on ``0.0.0.0:metrics_port/metrics``; 0 picks a free port
+        (logged); None serves none.
     """
 
     redis_url: str = "redis://127.0.0.1:6379/0"
@@ -50,6 +53,7 @@ class ConsumerSettings:
     dedup_ttl_s: float | None = None
     reply_ttl_s: float = 300.0
     handle_signals: bool = True
+    metrics_port: int | None = None
 
     def __post_init__(self) -> None:
         if not self.name:

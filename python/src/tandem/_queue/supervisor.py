@@ -46,8 +46,15 @@ def _child_main(target: Callable[[int], int], index: int, parent: int) -> None:
     os._exit(code)
 
 
-def supervise(target: Callable[[int], int], processes: int) -> int:
+def supervise(
+    target: Callable[[int], int],
+    processes: int,
+    *,
+    on_exit: Callable[[int], None] | None = None,
+) -> int:
     """Runs ``target(index)`` in ``processes`` forked children until a signal; returns 0.
+
+    ``on_exit(pid)`` is called for each child that exits (e.g. ``metrics.mark_process_dead``).
 
     A child that exits while the parent is not stopping is restarted with a short backoff
     (doubling up to 5 s while it keeps dying within a second).
@@ -91,6 +98,8 @@ def supervise(target: Callable[[int], int], processes: int) -> int:
             for i, proc in list(children.items()):
                 if i not in restart_at and not proc.is_alive():
                     proc.join()
+                    if on_exit is not None and proc.pid:
+                        on_exit(proc.pid)
                     quick = now - started[i] < 1.0
                     backoff[i] = min(backoff[i] * 2, 5.0) if quick else 0.1
                     restart_at[i] = now + (backoff[i] if quick else 0.0)

@@ -13,17 +13,9 @@ endpoint survives a worker restart.
 
 from __future__ import annotations
 
-import logging
-import socket
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
-
 from ..metrics import Metrics
 
-__all__ = ["BATCH_BUCKETS", "QUEUE_BUCKETS", "ServeMetrics", "serve_shared"]
-
-log = logging.getLogger("tandem.serve")
+__all__ = ["BATCH_BUCKETS", "QUEUE_BUCKETS", "ServeMetrics"]
 
 #: Buckets of ``tandem_batch_size`` (inputs), the Rust side's ``tandem_grpc_batch_size``.
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
@@ -58,44 +50,3 @@ class ServeMetrics:
         queue = self._queue.labels(model)
         for waited in queue_s:
             queue.observe(waited)
-
-
-class _ReusePortServer(ThreadingHTTPServer):
-    daemon_threads = True
-    metrics: Metrics
-
-    def server_bind(self) -> None:
-        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        super().server_bind()
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _ReusePortServer
-
-    def do_GET(self) -> None:
-        if self.path.split("?")[0] != "/metrics":
-            self.send_error(404, "only /metrics is served here")
-            return
-        body, content_type = self.server.metrics.exposition()
-        self.send_response(200)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("metrics: " + format, *args)
-
-
-def serve_shared(metrics: Metrics, host: str, port: int) -> ThreadingHTTPServer:
-    """Serves ``GET /metrics`` on ``host:port`` with SO_REUSEPORT from a daemon thread, so
-    every worker can listen on the same port.
-
-    :raises OSError: the port is taken by a socket without SO_REUSEPORT.
-    """
-    family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
-    _ReusePortServer.address_family = family
-    server = _ReusePortServer((host.strip("[]"), port), _Handler)
-    server.metrics = metrics
-    threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
-    return server

@@ -170,7 +170,8 @@ class _Worker:
         s = self.settings
         if s.metrics_port is None:
             return
-        from .telemetry import ServeMetrics, serve_shared
+        from .._metrics_endpoint import serve_shared
+        from .telemetry import ServeMetrics
 
         self.metrics = calls.metrics = ServeMetrics()
         serve_shared(self.metrics.calls, s.host, s.metrics_port)
