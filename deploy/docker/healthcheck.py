@@ -27,7 +27,11 @@ def check(spec: str) -> bool:
 
         with grpc.insecure_channel(f"127.0.0.1:{rest}") as channel:
             stub = health_pb2_grpc.HealthStub(channel)
-            reply = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=2)
+            try:
+                reply = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=2)
+            except grpc.RpcError as exc:
+                sys.stderr.write(f"healthcheck: grpc health check failed: {exc}\n")
+                return False
             return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
     raise ValueError(f"TANDEM_HEALTHCHECK={spec!r}: expected http:PORT/PATH, grpc:PORT or none")
 
@@ -35,7 +39,10 @@ def check(spec: str) -> bool:
 if __name__ == "__main__":
     try:
         ok = check(os.environ.get("TANDEM_HEALTHCHECK", "grpc:50051"))
-    except Exception as exc:  # any failure to reach the service means unhealthy
+    except (
+        OSError,
+        ValueError,
+    ) as exc:  # unreachable (urllib errors are OSErrors) or bad spec
         sys.stderr.write(f"healthcheck: {exc}\n")
         ok = False
     sys.exit(0 if ok else 1)
