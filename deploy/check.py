@@ -380,6 +380,16 @@ def check_refs(objs: list[Obj], report: Report) -> None:
                             o.where(),
                             f"namespaceSelector names undeclared namespace {peer_ns!r}",
                         )
+        elif o.kind == "HorizontalPodAutoscaler":
+            ref = spec.get("scaleTargetRef") or {}
+            if not any(
+                (w.kind, w.name, w.namespace) == (ref.get("kind"), ref.get("name"), o.namespace)
+                for w in workloads
+            ):
+                report.add(
+                    o.where(),
+                    f"scaleTargetRef {ref.get('kind')}/{ref.get('name')} names no workload in {o.namespace!r}",
+                )
         elif o.kind == "ServiceMonitor":
             check_service_monitor(o, services, report)
 

@@ -130,6 +130,13 @@ BROKEN = [
         id="servicemonitor-port",
     ),
     pytest.param(
+        "k8s/optional/hpa-gateway.yaml",
+        "    kind: Deployment\n    name: gateway",
+        "    kind: Deployment\n    name: gatewy",
+        ["HorizontalPodAutoscaler/gateway", "scaleTargetRef Deployment/gatewy names no workload"],
+        id="hpa-target",
+    ),
+    pytest.param(
         "docker/python-service.Dockerfile",
         "USER 10001:10001",
         "USER root",
