@@ -33,18 +33,28 @@ RUN --mount=type=cache,target=/root/.cache/pip \
 
 # ---- 3. runtime -----------------------------------------------------------------------------
 FROM python:${PYTHON_VERSION}-slim-${DEBIAN_RELEASE} AS runtime
+# GATEWAY_* are the gateway's own settings (examples/gateway/src/config.rs): listen on every
+# interface, keep SQLite and reports under /var/lib/gateway (a volume in Kubernetes), and find
+# Python and the services (the adapter plugin, the reconcile script) in this image.
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PYTHONPATH=/app \
+    TANDEM_PYTHON=/usr/local/bin/python \
+    GATEWAY_LISTEN=0.0.0.0:8080 \
+    GATEWAY_DB=/var/lib/gateway/gateway.sqlite3 \
+    GATEWAY_REPORTS_DIR=/var/lib/gateway/reports \
+    GATEWAY_SERVICES_DIR=/app/examples/gateway/services \
     TANDEM_HEALTHCHECK=http:8080/healthz
 RUN --mount=type=bind,from=wheels,source=/wheels,target=/wheels \
     pip install --no-cache-dir --no-index --find-links /wheels 'tandem[plugin,metrics]' \
  && groupadd --gid 10001 tandem \
- && useradd --uid 10001 --gid 10001 --no-create-home --shell /usr/sbin/nologin tandem
+ && useradd --uid 10001 --gid 10001 --no-create-home --shell /usr/sbin/nologin tandem \
+ && install -d -o 10001 -g 10001 /var/lib/gateway
 WORKDIR /app
 COPY --from=builder /out/gateway /usr/local/bin/gateway
-# The adapter plugin's Python code, importable as examples.gateway.services.adapter.
+# The gateway's Python services; the adapter plugin reuses examples/plugin-adapter/service.py.
 COPY examples/gateway/services ./examples/gateway/services
+COPY examples/plugin-adapter ./examples/plugin-adapter
 COPY deploy/docker/healthcheck.py /usr/local/bin/tandem-healthcheck
 USER 10001:10001
 EXPOSE 8080
