@@ -99,15 +99,35 @@ class Report:
 # ---- loading and rendering -------------------------------------------------------------------
 
 
-def load_docs(path: Path) -> list[Doc]:
-    """Every non-empty YAML document in ``path``."""
+def load_docs(path: Path, report: Report) -> list[Doc]:
+    """Every non-empty YAML document in ``path``; bad YAML (or a key given twice) is a problem."""
     import yaml
 
+    class StrictLoader(yaml.SafeLoader):  # type: ignore[misc,unused-ignore]
+        """SafeLoader that refuses duplicate keys (YAML would silently keep the last one)."""
+
+    def construct_map(loader: yaml.SafeLoader, node: yaml.MappingNode) -> Doc:
+        keys = [loader.construct_object(k) for k, _ in node.value]
+        dup = next((k for n, k in enumerate(keys) if k in keys[:n]), None)
+        if dup is not None:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"key {dup!r} appears twice in one map (keep one)", node.start_mark
+            )
+        return dict(loader.construct_pairs(node))
+
+    StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_map)
     try:
         with path.open() as f:
-            return [d for d in yaml.safe_load_all(f) if d is not None]
-    except (OSError, yaml.YAMLError) as exc:
-        raise SetupError(f"{path}: cannot read YAML ({exc})") from exc
+            docs = [d for d in yaml.load_all(f, Loader=StrictLoader) if d is not None]
+    except OSError as exc:
+        raise SetupError(f"{path}: cannot read ({exc})") from exc
+    except yaml.YAMLError as exc:
+        report.add(str(path), f"invalid YAML: {' '.join(str(exc).split())}")
+        return []
+    for n, d in enumerate(docs):
+        if not isinstance(d, dict):
+            report.add(str(path), f"document {n + 1} is a {type(d).__name__}, not a map")
+    return [d for d in docs if isinstance(d, dict)]
 
 
 def merge(base: Any, patch: Any) -> Any:
@@ -165,7 +185,7 @@ def render(kdir: Path, report: Report, used: set[Path]) -> list[Obj]:
     """The objects a kustomization directory produces, roughly as ``kustomize build`` would."""
     kfile = kdir / "kustomization.yaml"
     used.add(kfile.resolve())
-    docs = load_docs(kfile)
+    docs = load_docs(kfile, report)
     if len(docs) != 1 or docs[0].get("kind") != "Kustomization":
         report.add(str(kfile), "expected one document of kind Kustomization")
         return []
@@ -180,7 +200,7 @@ def render(kdir: Path, report: Report, used: set[Path]) -> list[Obj]:
             objs += render(target, report, used)
         elif target.is_file():
             used.add(target)
-            objs += [Obj(d, target) for d in load_docs(target)]
+            objs += [Obj(d, target) for d in load_docs(target, report)]
         else:
             report.add(str(kfile), f"resource {entry!r} does not exist (fix the path)")
     set_images(objs, kust.get("images") or [])
@@ -190,7 +210,7 @@ def render(kdir: Path, report: Report, used: set[Path]) -> list[Obj]:
             report.add(str(kfile), f"patch {entry!r} has no readable path")
             continue
         used.add(ppath)
-        for patch in load_docs(ppath):
+        for patch in load_docs(ppath, report):
             p = Obj(patch, ppath)
             hits = [
                 o for o in objs if (o.kind, o.name, o.namespace) == (p.kind, p.name, p.namespace)
@@ -482,7 +502,7 @@ def check(k8s: Path, docker: Path, version: str = KUBERNETES_VERSION) -> tuple[R
     optional = []
     for path in sorted((k8s / "optional").glob("*.yaml")):
         used.add(path.resolve())
-        optional += [Obj(d, path) for d in load_docs(path)]
+        optional += [Obj(d, path) for d in load_docs(path, report)]
     for path in sorted(k8s.rglob("*.yaml")):
         if path.resolve() not in used:
             report.add(

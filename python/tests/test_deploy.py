@@ -181,6 +181,14 @@ def test_stray_manifest_is_rejected(copy: Path) -> None:
     assert "redis-old.yaml: not used by any kustomization" in done.stderr
 
 
+def test_duplicate_yaml_key_is_rejected(copy: Path) -> None:
+    edit(copy / "k8s/core/gateway.yaml", "  replicas: 5\n", "  replicas: 5\n  replicas: 1\n")
+    done = run_check("--k8s", str(copy / "k8s"), "--docker", str(copy / "docker"))
+    assert done.returncode == 1
+    assert "gateway.yaml: invalid YAML" in done.stderr
+    assert "key 'replicas' appears twice" in done.stderr
+
+
 def test_missing_manifest_directory_is_a_setup_error(tmp_path: Path) -> None:
     done = run_check("--k8s", str(tmp_path), "--docker", str(DEPLOY / "docker"))
     assert done.returncode == 2
