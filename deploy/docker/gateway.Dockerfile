@@ -13,10 +13,9 @@ ARG DEBIAN_RELEASE=bookworm
 # ---- 1. build the gateway binary (cargo caches survive between builds) ---------------------
 FROM rust:${RUST_VERSION}-slim-${DEBIAN_RELEASE} AS builder
 WORKDIR /src
-COPY Cargo.toml Cargo.lock ./
-COPY crates ./crates
-COPY proto ./proto
-COPY examples ./examples
+# The whole (dockerignored) context: every workspace member must be present for cargo to load
+# the workspace, and members change more often than this file.
+COPY . .
 # protox compiles proto/ in build.rs, so no protoc is needed; TLS is rustls (ring), so no OpenSSL.
 RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,target=/usr/local/cargo/git,sharing=locked \
