@@ -31,3 +31,7 @@ pub mod process;
 #[cfg(feature = "grpc-core")]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "grpc", feature = "plugin"))))]
 pub mod proto;
+
+#[cfg(feature = "plugin")]
+#[cfg_attr(docsrs, doc(cfg(feature = "plugin")))]
+pub mod plugin;
