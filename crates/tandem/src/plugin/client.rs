@@ -119,7 +119,7 @@ impl Host {
     ///
     /// `Unavailable` if the pid is gone or the plugin does not answer its health check.
     pub async fn reattach(config: ReattachConfig) -> Result<Host, Error> {
-        let instance = instance::reattach(&config, 0, format!("pid {}", config.pid)).await?;
+        let instance = instance::reattach(&config, 0, "reattached".to_owned()).await?;
         let host = Host::from_slot(None, Slot::Ready(instance));
         supervisor::spawn(&host);
         Ok(host)

@@ -40,6 +40,7 @@ pub(crate) struct Instance {
     inflight: AtomicUsize,
     idle: Notify,
     killed: OnceCell<()>,
+    detached: std::sync::atomic::AtomicBool,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     readers: Mutex<Vec<JoinHandle<()>>>,
     socket_dir: Option<PathBuf>,
@@ -72,6 +73,7 @@ impl Instance {
 
     /// Gives the process up without killing it (detach for a later reattach).
     pub(crate) fn forget(&self) {
+        self.detached.store(true, Ordering::Release);
         let _ = self.killed.set(());
     }
 
@@ -197,6 +199,9 @@ impl Drop for Instance {
     fn drop(&mut self) {
         if self.killed.get().is_none() && self.owned && !self.test && self.exited().is_none() {
             sys::signal_group(self.pid, sys::SIGKILL);
+        }
+        if self.detached.load(Ordering::Acquire) {
+            return; // the plugin lives on, with its socket and output pipes
         }
         self.abort_tasks();
         if let Some(dir) = &self.socket_dir {
@@ -446,6 +451,7 @@ pub(crate) async fn start(config: &Config, id: u64) -> Result<Arc<Instance>, Err
         inflight: AtomicUsize::new(0),
         idle: Notify::new(),
         killed: OnceCell::new(),
+        detached: std::sync::atomic::AtomicBool::new(false),
         tasks: Mutex::new(tasks),
         readers: Mutex::new(std::mem::take(&mut child.readers)),
         socket_dir: Some(dir),
@@ -585,6 +591,7 @@ pub(crate) async fn reattach(
         inflight: AtomicUsize::new(0),
         idle: Notify::new(),
         killed: OnceCell::new(),
+        detached: std::sync::atomic::AtomicBool::new(false),
         tasks: Mutex::new(vec![poller]),
         readers: Mutex::new(Vec::new()),
         socket_dir: None,

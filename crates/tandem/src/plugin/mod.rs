@@ -68,4 +68,6 @@ pub use handshake::{
     parse as parse_handshake, Address, Handshake, HandshakeError, CORE_PROTOCOL_VERSION,
 };
 pub use instance::ReattachConfig;
-pub use stdio::{Channel, Level, LogParser, LogRecord, Sinks, MAX_LINE};
+pub use stdio::{
+    Channel, Level, LogCallback, LogParser, LogRecord, Sinks, StdioCallback, MAX_LINE,
+};

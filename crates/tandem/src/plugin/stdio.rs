@@ -61,11 +61,16 @@ pub enum Channel {
     Stderr,
 }
 
+/// A callback receiving parsed stderr log records.
+pub type LogCallback = Arc<dyn Fn(&LogRecord) + Send + Sync>;
+/// A callback receiving GRPCStdio chunks.
+pub type StdioCallback = Arc<dyn Fn(Channel, &[u8]) + Send + Sync>;
+
 /// Where a plugin's output goes: to `tracing` (the default) or to callbacks.
 #[derive(Clone, Default)]
 pub struct Sinks {
-    pub(crate) log: Option<Arc<dyn Fn(&LogRecord) + Send + Sync>>,
-    pub(crate) stdio: Option<Arc<dyn Fn(Channel, &[u8]) + Send + Sync>>,
+    pub(crate) log: Option<LogCallback>,
+    pub(crate) stdio: Option<StdioCallback>,
 }
 
 impl fmt::Debug for Sinks {

@@ -8,6 +8,8 @@
 //	cert      prints a handshake carrying a certificate although none was asked for
 //	netrpc    prints a handshake for the netrpc protocol
 //	core      prints a handshake with core protocol version 2
+//
+// MISBEHAVE_PIDFILE, if set, names a file the process writes its pid to first.
 package main
 
 import (
@@ -18,6 +20,9 @@ import (
 )
 
 func main() {
+	if path := os.Getenv("MISBEHAVE_PIDFILE"); path != "" {
+		_ = os.WriteFile(path, []byte(fmt.Sprint(os.Getpid())), 0o600)
+	}
 	switch os.Getenv("MISBEHAVE_MODE") {
 	case "garbage":
 		fmt.Println("hello from a program that is not a plugin")
