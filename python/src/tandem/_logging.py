@@ -33,7 +33,9 @@ class HclogJsonFormatter(logging.Formatter):
             "@level": level,
             "@message": record.getMessage(),
             "@module": record.name,
-            "@timestamp": datetime.fromtimestamp(record.created, timezone.utc).isoformat(),
+            "@timestamp": datetime.fromtimestamp(record.created, timezone.utc).isoformat(
+                timespec="microseconds"
+            ),
         }
         for key in ("method", "traceparent", "transport"):
             value = getattr(record, key, None)

@@ -1,0 +1,167 @@
+"""The gRPC services a go-plugin plugin exposes, on a ``grpc.aio`` server.
+
+* ``grpc.health.v1.Health``: ``plugin`` and ``""`` SERVING (the host's ``Ping``);
+* ``plugin.GRPCController/Shutdown``: asks the plugin to stop;
+* ``plugin.GRPCStdio/StreamStdio``: what the plugin printed after the handshake;
+* ``plugin.GRPCBroker/StartStream``: held open; multiplexing knocks are refused;
+* ``tandem.v1.Call/Invoke``: the generic call into a tandem App.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from ..app import App, Context
+from ..errors import TandemError, Timeout, error_to_wire
+from .stdio import StdioBuffer
+
+log = logging.getLogger("tandem.plugin")
+
+
+class Controller:
+    """``plugin.GRPCController``: Shutdown sets the stop event; the main loop does the rest."""
+
+    def __init__(self, stop: asyncio.Event) -> None:
+        self._stop = stop
+
+    async def Shutdown(self, request: Any, context: Any) -> Any:
+        from .._proto import grpc_controller_pb2
+
+        log.debug("shutdown requested by the host")
+        self._stop.set()
+        return grpc_controller_pb2.Empty()
+
+
+class Stdio:
+    """``plugin.GRPCStdio``: streams the captured fds 1/2 until the host hangs up."""
+
+    def __init__(self, buffer: StdioBuffer, stop: asyncio.Event) -> None:
+        self._buffer = buffer
+        self._stop = stop
+
+    async def StreamStdio(self, request: Any, context: Any) -> AsyncIterator[Any]:
+        from .._proto import grpc_stdio_pb2
+
+        loop = asyncio.get_running_loop()
+        wake = asyncio.Event()
+
+        def notify() -> None:
+            loop.call_soon_threadsafe(wake.set)
+
+        unsubscribe = self._buffer.subscribe(notify)
+        try:
+            while not self._stop.is_set():
+                # clear before draining: a put after this point sets ``wake`` again
+                wake.clear()
+                items = self._buffer.drain()
+                for channel, data in items:
+                    yield grpc_stdio_pb2.StdioData(channel=channel, data=data)  # type: ignore[arg-type]
+                if items:
+                    continue
+                waiter = asyncio.ensure_future(wake.wait())
+                stopper = asyncio.ensure_future(self._stop.wait())
+                await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+                waiter.cancel()
+                stopper.cancel()
+        finally:
+            unsubscribe()
+
+
+class Broker:
+    """``plugin.GRPCBroker``: holds the stream; refuses multiplexing knocks with an error."""
+
+    async def StartStream(
+        self, request_iterator: AsyncIterator[Any], context: Any
+    ) -> AsyncIterator[Any]:
+        from .._proto import grpc_broker_pb2
+
+        async for info in request_iterator:
+            if info.HasField("knock") and info.knock.knock:
+                yield grpc_broker_pb2.ConnInfo(
+                    service_id=info.service_id,
+                    knock=grpc_broker_pb2.ConnInfo.Knock(
+                        knock=True,
+                        ack=False,
+                        error="tandem Python plugins do not serve brokered connections",
+                    ),
+                )
+            else:
+                log.debug(
+                    "ignoring broker connection info",
+                    extra={"service_id": info.service_id, "address": info.address},
+                )
+
+
+class CallService:
+    """``tandem.v1.Call``: runs one App method per Invoke, mapping errors to ``CallError``."""
+
+    def __init__(self, app: App) -> None:
+        self._app = app
+
+    async def Invoke(self, request: Any, context: Any) -> Any:
+        from .._proto import call_pb2
+
+        metadata = {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
+        remaining = context.time_remaining()
+        deadline = None if remaining is None else time.monotonic() + remaining
+        ctx = Context(
+            request.method,
+            deadline=deadline,
+            metadata=dict(request.metadata),
+            traceparent=request.traceparent or metadata.get("traceparent") or None,
+            idempotency_key=request.idempotency_key or None,
+            transport="plugin",
+        )
+        codec = request.codec or "json"
+        try:
+            call = self._app.acall(request.method, request.payload, codec, ctx)
+            if remaining is None:
+                data, out_codec = await call
+            else:
+                try:
+                    data, out_codec = await asyncio.wait_for(call, max(remaining, 0.0))
+                except asyncio.TimeoutError:
+                    raise Timeout(
+                        f"handler {request.method!r} did not finish within the caller's "
+                        f"deadline ({remaining:.3f}s)"
+                    ) from None
+        except TandemError as exc:
+            return call_pb2.CallReply(error=call_pb2.CallError(**error_to_wire(exc)))
+        except Exception as exc:  # a bug in tandem itself: still answer with a typed error
+            log.exception("invoke of %r failed inside tandem", request.method)
+            return call_pb2.CallReply(error=call_pb2.CallError(**error_to_wire(exc)))
+        return call_pb2.CallReply(ok=call_pb2.Payload(data=data, codec=out_codec))
+
+
+async def add_core_services(
+    server: Any, app: App | None, buffer: StdioBuffer, stop: asyncio.Event
+) -> Any:
+    """Registers health, controller, stdio, broker and (with an app) the call service.
+
+    :returns: the health servicer, so the caller can flip it to NOT_SERVING on shutdown.
+    """
+    from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+    from .._proto import call_pb2_grpc as call_grpc
+    from .._proto import grpc_broker_pb2_grpc as broker_grpc
+    from .._proto import grpc_controller_pb2_grpc as controller_grpc
+    from .._proto import grpc_stdio_pb2_grpc as stdio_grpc
+
+    # the generated *_pb2_grpc modules are untyped: go through Any
+    generated: list[Any] = [call_grpc, broker_grpc, controller_grpc, stdio_grpc]
+    call_mod, broker_mod, controller_mod, stdio_mod = generated
+
+    health_servicer = health.aio.HealthServicer()
+    for name in ("plugin", ""):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    controller_mod.add_GRPCControllerServicer_to_server(Controller(stop), server)
+    stdio_mod.add_GRPCStdioServicer_to_server(Stdio(buffer, stop), server)
+    broker_mod.add_GRPCBrokerServicer_to_server(Broker(), server)
+    if app is not None:
+        call_mod.add_CallServicer_to_server(CallService(app), server)
+    return health_servicer
