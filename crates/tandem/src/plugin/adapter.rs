@@ -137,7 +137,10 @@ impl AdapterClient {
             None => call.await,
         };
         let r = reply
-            .map_err(|s| classify(s, target, started.elapsed(), inst.exited()))?
+            .map_err(|s| {
+                let passed = deadline.is_some_and(|d| Instant::now() >= d);
+                classify(s, target, started.elapsed(), inst.exited(), passed)
+            })?
             .into_inner();
         Ok(AdapterResponse {
             status_code: r.status_code,
@@ -162,7 +165,7 @@ impl AdapterClient {
         let r = ExternalAdapterClient::new(inst.channel.clone())
             .health_check(Empty {})
             .await
-            .map_err(|s| classify(s, target, started.elapsed(), inst.exited()))?
+            .map_err(|s| classify(s, target, started.elapsed(), inst.exited(), false))?
             .into_inner();
         Ok((r.healthy, r.message))
     }

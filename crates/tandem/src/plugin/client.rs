@@ -206,7 +206,9 @@ impl Host {
             {
                 let slot = rx.borrow_and_update();
                 match &*slot {
-                    Slot::Ready(i) => return Ok(i.enter()),
+                    // An instance that already exited is as good as restarting: wait.
+                    Slot::Ready(i) if i.exited().is_none() => return Ok(i.enter()),
+                    Slot::Ready(_) => {}
                     Slot::Closed => {
                         return Err(Error::unavailable(
                             Transport::Plugin,
@@ -251,15 +253,46 @@ impl Host {
     /// the deadline passes, `Unavailable` when the plugin is down or restarting past the
     /// deadline, `Protocol` when the reply is malformed.
     pub async fn call(&self, request: Request) -> Result<Response, Error> {
-        let deadline = request.metadata().deadline;
-        let lease = self
-            .acquire(deadline.map(Instant::from_std), request.method())
-            .await?;
-        invoke(&lease, request).await
+        let deadline = request.metadata().deadline.map(Instant::from_std);
+        let mut request = request;
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let lease = self.acquire(deadline, request.method()).await?;
+            let again = request.clone();
+            match invoke(&lease, request).await {
+                Ok(r) => return Ok(r),
+                // The plugin is dying and the call never reached it: safe to send to the next
+                // instance. (Its socket can close a moment before the exit is reaped.)
+                Err((e, true)) if attempts < 3 => {
+                    let dying =
+                        tokio::time::timeout(Duration::from_secs(1), lease.instance.wait_exit());
+                    if dying.await.is_err() {
+                        return Err(e);
+                    }
+                    request = again;
+                }
+                Err((e, _)) => return Err(e),
+            }
+        }
     }
 }
 
-async fn invoke(lease: &Lease, request: Request) -> Result<Response, Error> {
+/// Whether the RPC failed while connecting, so nothing was sent (the plugin's socket refused,
+/// vanished or reset during the TLS handshake).
+fn never_sent(status: &tonic::Status) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(status);
+    while let Some(e) = cur {
+        if e.is::<super::conn::DialError>() {
+            return true;
+        }
+        cur = e.source();
+    }
+    false
+}
+
+/// One attempt; the error comes with whether the request was never sent.
+async fn invoke(lease: &Lease, request: Request) -> Result<Response, (Error, bool)> {
     let inst = &lease.instance;
     let (method, payload, meta) = request.into_parts();
     let target = format!("{method} on plugin {} (pid {})", inst.name, inst.pid);
@@ -276,11 +309,12 @@ async fn invoke(lease: &Lease, request: Request) -> Result<Response, Error> {
     if let Some(deadline) = meta.deadline {
         let remaining = deadline.saturating_duration_since(std::time::Instant::now());
         if remaining.is_zero() {
-            return Err(Error::Timeout {
+            let e = Error::Timeout {
                 transport: Transport::Plugin,
                 target,
                 elapsed: Duration::ZERO,
-            });
+            };
+            return Err((e, false));
         }
         req.set_timeout(remaining);
     }
@@ -297,61 +331,89 @@ async fn invoke(lease: &Lease, request: Request) -> Result<Response, Error> {
         Some(d) => match tokio::time::timeout_at(Instant::from_std(d), call).await {
             Ok(r) => r,
             Err(_) => {
-                return Err(Error::Timeout {
+                let e = Error::Timeout {
                     transport: Transport::Plugin,
                     target,
                     elapsed: started.elapsed(),
-                })
+                };
+                return Err((e, false));
             }
         },
         None => call.await,
     };
-    match reply {
-        Ok(reply) => match reply.into_inner().result {
-            Some(call_reply::Result::Ok(p)) => {
-                let codec = if p.codec.is_empty() {
-                    Codec::Raw
-                } else {
-                    p.codec.parse::<Codec>().map_err(|_| {
-                        Error::protocol(
-                            Transport::Plugin,
-                            &target,
-                            format!(
-                                "reply has unknown codec {:?} (expected json, msgpack or raw)",
-                                p.codec
-                            ),
-                        )
-                    })?
-                };
-                Ok(Response::new(Payload::new(codec, p.data)))
-            }
-            Some(call_reply::Result::Error(e)) => Err(Error::from_wire(
-                Transport::Plugin,
-                target,
-                &e.kind,
-                &e.r#type,
-                &e.message,
-                &e.traceback,
-            )),
-            None => Err(Error::protocol(
-                Transport::Plugin,
-                target,
-                "reply has neither ok nor error",
-            )),
-        },
-        Err(status) => Err(classify(status, target, started.elapsed(), inst.exited())),
+    let reply = match reply {
+        Ok(reply) => reply,
+        Err(status) => {
+            let passed = meta
+                .deadline
+                .is_some_and(|d| std::time::Instant::now() >= d);
+            let not_sent = never_sent(&status);
+            let e = classify(status, target, started.elapsed(), inst.exited(), passed);
+            return Err((e, not_sent));
+        }
+    };
+    decode_reply(reply, target).map_err(|e| (e, false))
+}
+
+/// Turns a `CallReply` into the call model.
+fn decode_reply(
+    reply: tonic::Response<crate::proto::call::CallReply>,
+    target: String,
+) -> Result<Response, Error> {
+    match reply.into_inner().result {
+        Some(call_reply::Result::Ok(p)) => {
+            let codec = if p.codec.is_empty() {
+                Codec::Raw
+            } else {
+                p.codec.parse::<Codec>().map_err(|_| {
+                    Error::protocol(
+                        Transport::Plugin,
+                        &target,
+                        format!(
+                            "reply has unknown codec {:?} (expected json, msgpack or raw)",
+                            p.codec
+                        ),
+                    )
+                })?
+            };
+            Ok(Response::new(Payload::new(codec, p.data)))
+        }
+        Some(call_reply::Result::Error(e)) => Err(Error::from_wire(
+            Transport::Plugin,
+            target,
+            &e.kind,
+            &e.r#type,
+            &e.message,
+            &e.traceback,
+        )),
+        None => Err(Error::protocol(
+            Transport::Plugin,
+            target,
+            "reply has neither ok nor error",
+        )),
     }
 }
 
 /// Maps a tonic status from a plugin to the call model. The one place this happens.
+///
+/// `deadline_passed` turns any status into `Timeout`: tonic enforces the gRPC deadline itself
+/// and reports it as `Cancelled` ("Timeout expired").
 pub(crate) fn classify(
     status: tonic::Status,
     target: String,
     elapsed: Duration,
     exited: Option<String>,
+    deadline_passed: bool,
 ) -> Error {
     use tonic::Code;
     let detail = format!("{}: {}", status.code(), status.message());
+    if deadline_passed {
+        return Error::Timeout {
+            transport: Transport::Plugin,
+            target,
+            elapsed,
+        };
+    }
     match status.code() {
         Code::DeadlineExceeded => Error::Timeout {
             transport: Transport::Plugin,
@@ -419,19 +481,19 @@ mod tests {
         let t = || "echo on plugin p".to_owned();
         let d = Duration::from_millis(5);
         assert_eq!(
-            classify(tonic::Status::deadline_exceeded("x"), t(), d, None).kind(),
+            classify(tonic::Status::deadline_exceeded("x"), t(), d, None, false).kind(),
             ErrorKind::Timeout
         );
         assert_eq!(
-            classify(tonic::Status::unimplemented("x"), t(), d, None).kind(),
+            classify(tonic::Status::unimplemented("x"), t(), d, None, false).kind(),
             ErrorKind::BadRequest
         );
         assert_eq!(
-            classify(tonic::Status::resource_exhausted("x"), t(), d, None).kind(),
+            classify(tonic::Status::resource_exhausted("x"), t(), d, None, false).kind(),
             ErrorKind::Overloaded
         );
         assert_eq!(
-            classify(tonic::Status::internal("x"), t(), d, None).kind(),
+            classify(tonic::Status::internal("x"), t(), d, None, false).kind(),
             ErrorKind::Protocol
         );
         let e = classify(
@@ -439,8 +501,17 @@ mod tests {
             t(),
             d,
             Some("status 3".into()),
+            false,
         );
         assert_eq!(e.kind(), ErrorKind::Unavailable);
         assert!(e.to_string().contains("exited (status 3)"));
+        let e = classify(
+            tonic::Status::cancelled("Timeout expired"),
+            t(),
+            d,
+            None,
+            true,
+        );
+        assert_eq!(e.kind(), ErrorKind::Timeout);
     }
 }

@@ -9,6 +9,11 @@ use tonic::transport::{Channel, Endpoint, Uri};
 
 use super::handshake::Address;
 
+/// A failure to (re)connect to the plugin: no request bytes were sent on that connection.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot connect to the plugin: {0}")]
+pub(crate) struct DialError(#[source] pub(crate) io::Error);
+
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
@@ -45,7 +50,12 @@ pub(crate) async fn connect(
         .connect_with_connector(tower::service_fn(move |_: Uri| {
             let address = Arc::clone(&address);
             let tls = tls.clone();
-            async move { dial(&address, tls.as_ref()).await.map(TokioIo::new) }
+            async move {
+                dial(&address, tls.as_ref())
+                    .await
+                    .map(TokioIo::new)
+                    .map_err(DialError)
+            }
         }))
         .await
 }
@@ -56,7 +66,12 @@ pub(crate) fn connect_lazy(address: Address) -> Channel {
     Endpoint::from_static("http://localhost").connect_with_connector_lazy(tower::service_fn(
         move |_: Uri| {
             let address = Arc::clone(&address);
-            async move { dial(&address, None).await.map(TokioIo::new) }
+            async move {
+                dial(&address, None)
+                    .await
+                    .map(TokioIo::new)
+                    .map_err(DialError)
+            }
         },
     ))
 }
