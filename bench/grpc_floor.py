@@ -16,7 +16,6 @@ import sys
 
 async def main(path: str, size: int) -> None:
     import grpc
-
     from tandem._proto import call_pb2
 
     reply = call_pb2.CallReply(ok=call_pb2.Payload(data=b"x" * size, codec="raw"))
