@@ -278,13 +278,17 @@ impl Host {
     }
 }
 
-/// Whether the RPC failed while connecting, so nothing was sent (the plugin's socket refused,
-/// vanished or reset during the TLS handshake).
+/// Whether the RPC failed before its request left the host: while connecting (the plugin's
+/// socket refused, vanished or reset during the TLS handshake), or queued on a connection that
+/// closed before the request was written (hyper's "canceled").
 fn never_sent(status: &tonic::Status) -> bool {
     let mut cur: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(status);
     while let Some(e) = cur {
         if e.is::<super::conn::DialError>() {
             return true;
+        }
+        if let Some(h) = e.downcast_ref::<hyper::Error>() {
+            return h.is_canceled();
         }
         cur = e.source();
     }

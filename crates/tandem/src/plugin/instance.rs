@@ -347,14 +347,15 @@ pub(crate) async fn start(config: &Config, id: u64) -> Result<Arc<Instance>, Err
     })?;
     let pid = child.pid;
     // From here on, any failure must kill the group, reap it and remove the directory.
-    let fail = |child: Child, reason: String, protocol: bool| {
+    let fail = |mut child: Child, reason: String, protocol: bool| {
         let dir = dir.clone();
         let target = target.clone();
         async move {
             sys::signal_group(child.pid, sys::SIGKILL);
             let mut exit = child.exit.clone();
             process::wait_exit(&mut exit, Duration::from_secs(5)).await;
-            process::wait_readers(child.readers, Duration::from_millis(500)).await;
+            let readers = std::mem::take(&mut child.readers);
+            process::wait_readers(readers, Duration::from_millis(500)).await;
             let _ = std::fs::remove_dir_all(&dir);
             if protocol {
                 Error::protocol(Transport::Plugin, target, reason)
@@ -439,6 +440,7 @@ pub(crate) async fn start(config: &Config, id: u64) -> Result<Arc<Instance>, Err
         }
     };
     let tasks = open_streams(&channel, &config.name, &config.sinks);
+    child.armed = false; // the instance owns the process from here (its Drop kills the group)
     let instance = Arc::new(Instance {
         id,
         pid,
