@@ -96,13 +96,17 @@ def wait_until(cond, timeout_s: float = 10.0, what: str = "condition") -> None: 
 @contextmanager
 def plugin(*args: str, env: dict[str, str] | None = None) -> Iterator[Started]:
     proc = spawn(*args, env=env)
+    fields: list[str] = []
     try:
         line = read_line(proc)
-        yield Started(proc, line, line.rstrip("\n").split("|"))
+        fields = line.rstrip("\n").split("|")
+        yield Started(proc, line, fields)
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
         proc.wait()
+        if len(fields) > 3 and fields[2] == "unix" and os.path.exists(fields[3]):
+            os.unlink(fields[3])  # a SIGKILLed plugin cannot remove its socket: the host does
         for stream in (proc.stdout, proc.stderr):
             if stream is not None:
                 stream.close()

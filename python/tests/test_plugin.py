@@ -125,9 +125,13 @@ def test_handler_past_the_deadline_answers_timeout() -> None:
         future = stub.Invoke.future(
             call_pb2.CallRequest(method="slow", payload=b"5", codec="json"), timeout=1.0
         )
-        with pytest.raises(grpc.RpcError) as info:
-            future.result(timeout=10)
-        assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        # the plugin answers a typed timeout at the deadline; whichever side's clock fires
+        # first decides whether the client sees that answer or its own DEADLINE_EXCEEDED
+        try:
+            err = future.result(timeout=10).error
+            assert err.kind == "timeout" and "slow" in err.message and "deadline" in err.message
+        except grpc.RpcError as exc:
+            assert exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED
         # the plugin is still healthy and answers the next call
         assert json.loads(invoke(ch, "echo", b"1").ok.data)["echo"] == 1
 
@@ -335,3 +339,35 @@ def test_bad_app_spec_fails_before_the_handshake() -> None:
 def test_each_start_gets_a_fresh_socket() -> None:
     with plugin("noisy_app:app") as a, plugin("noisy_app:app") as b:
         assert a.fields[3] != b.fields[3]
+
+
+def test_failing_startup_hook_exits_1_with_an_error_record_and_no_handshake() -> None:
+    proc = spawn("bad_startup_app:app")
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 1 and out == b""
+    records = [json.loads(line) for line in err.decode().splitlines() if line.startswith("{")]
+    errors = [r for r in records if r["@level"] == "error"]
+    assert errors, err
+    assert "FileNotFoundError" in errors[0]["@message"]
+    assert "model.bin is missing" in errors[0]["@message"]
+    assert "Traceback" in errors[0]["error"]
+
+
+def test_unknown_codec_is_a_bad_request() -> None:
+    with plugin("noisy_app:app") as p, grpc.insecure_channel(p.target) as ch:
+        stub = call_pb2_grpc.CallStub(ch)
+        reply = stub.Invoke(
+            call_pb2.CallRequest(method="echo", payload=b"1", codec="xml"), timeout=10
+        )
+        assert reply.error.kind == "bad_request" and "xml" in reply.error.message
+
+
+def test_bad_versions_flag_and_inverted_port_range_fail_clearly() -> None:
+    proc = spawn("noisy_app:app", "--versions", "one")
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 2 and out == b"" and b"--versions must be numbers" in err
+    env = host_env(PLUGIN_MIN_PORT="30000", PLUGIN_MAX_PORT="20000")
+    proc = spawn("noisy_app:app", "--network", "tcp", env=env)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 1 and out == b""
+    assert b"PLUGIN_MIN_PORT (30000) is greater than PLUGIN_MAX_PORT (20000)" in err

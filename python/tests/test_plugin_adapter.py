@@ -221,3 +221,18 @@ def test_bad_inputs_and_timeouts_answer_errors(
     assert resp.status_code == 0 and "http(s)" in resp.error
     resp = call("http://127.0.0.1:1/refused")
     assert resp.status_code == 0 and "ConnectionRefusedError" in resp.error
+
+
+def test_generic_call_reaches_the_same_adapter(
+    receiver: Receiver, adapter_plugin: tuple[subprocess.Popen[bytes], grpc.Channel]
+) -> None:
+    from tandem._proto import call_pb2, call_pb2_grpc
+
+    _, ch = adapter_plugin
+    request = {"method": "POST", "endpoint": f"{receiver.base}/generic", "payload": {"a": 1}}
+    reply = call_pb2_grpc.CallStub(ch).Invoke(
+        call_pb2.CallRequest(method="call", payload=json.dumps(request).encode(), codec="json"),
+        timeout=10,
+    )
+    got = json.loads(reply.ok.data)
+    assert got["status_code"] == 200 and json.loads(got["data"])["got"] == {"a": 1}, reply

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -185,7 +186,7 @@ func TestVersionNegotiation(t *testing.T) {
 	}
 	for _, c := range cases {
 		c := c
-		t.Run(c.plugin, func(t *testing.T) {
+		t.Run(fmt.Sprintf("host%v/plugin%s", c.host, c.plugin), func(t *testing.T) {
 			h := NewHost(Options{Cmd: pluginCmd(t, "echoapp:app", "--versions", c.plugin), Versions: c.host, AutoMTLS: true})
 			defer killAndCheck(t, h)
 			call := dispenseCall(t, h)

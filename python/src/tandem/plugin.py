@@ -78,6 +78,7 @@ class PluginSettings:
     :param parent_poll_s: how often to check that the host is alive (0 disables).
     :param handle_signals: ignore SIGINT and stop on SIGTERM (off when embedding).
     :param max_workers: threads that run synchronous handlers and servicers.
+    :param env: the environment to read the host's variables from (default ``os.environ``).
     """
 
     cookie_key: str = DEFAULT_COOKIE_KEY
@@ -156,6 +157,11 @@ def run(
         return asyncio.run(_serve(app, servicers, settings, env, version, guard, host_pid))
     except HandshakeError as exc:
         log.error("%s", exc)
+        return 1
+    except Exception as exc:
+        # e.g. a failing startup hook or an unusable socket directory: one hclog error line
+        # (the host logs it at Error) instead of a raw traceback it would log at Debug
+        log.error("plugin failed: %s: %s", type(exc).__name__, exc, exc_info=True)
         return 1
 
 
@@ -243,8 +249,11 @@ async def _serve(
         guard.write_handshake(line)
         guard.capture()
         log.debug(
-            "plugin serving",
-            extra={"network": network, "address": address, "version": version, "tls": bool(front)},
+            "plugin serving on %s %s (protocol version %d, %s)",
+            network,
+            address,
+            version,
+            "mutual TLS" if front else "no TLS",
         )
         if settings.handle_signals:
             loop.add_signal_handler(signal.SIGTERM, stop.set)
@@ -253,9 +262,10 @@ async def _serve(
         watcher.cancel()
     finally:
         await health.enter_graceful_shutdown()
+        # stop gRPC first so in-flight answers still flow out through the TLS relay
+        await server.stop(settings.grace_s)
         if front is not None:
             await front.close()
-        await server.stop(settings.grace_s)
         for path in (socket_path,):
             if path:
                 with contextlib.suppress(OSError):
@@ -295,14 +305,29 @@ def _watch_parent(stop: asyncio.Event, parent: int, every_s: float) -> asyncio.T
             return
         while not stop.is_set():
             if os.getppid() != parent:
-                log.warning(
-                    "host process %d is gone; stopping the plugin", parent, extra={"ppid": parent}
-                )
+                log.warning("host process %d is gone; stopping the plugin", parent)
                 stop.set()
                 return
             await asyncio.sleep(every_s)
 
     return asyncio.ensure_future(watch())
+
+
+def _log_uncaught_exceptions() -> None:
+    """Sends uncaught exceptions (main and threads) to the log as hclog errors."""
+    import threading
+
+    def hook(exc_type: Any, exc: Any, tb: Any) -> None:
+        log.error(
+            "uncaught exception: %s: %s", exc_type.__name__, exc, exc_info=(exc_type, exc, tb)
+        )
+
+    def thread_hook(args: threading.ExceptHookArgs) -> None:
+        if args.exc_type is not SystemExit:
+            hook(args.exc_type, args.exc_value, args.exc_traceback)
+
+    sys.excepthook = hook
+    threading.excepthook = thread_hook
 
 
 def _parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -365,6 +390,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.flush()
         return 1
     _std_guard()
+    _log_uncaught_exceptions()
     from ._loader import load_app
 
     try:

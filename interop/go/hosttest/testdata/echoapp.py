@@ -25,3 +25,30 @@ def echo(payload, ctx):
 @app.handler("fail")
 def fail(payload):
     raise ValueError("bad input: " + str(payload))
+
+
+@app.handler("ping")
+def ping(payload):
+    return payload
+
+
+@app.handler("log")
+def log_levels(payload, ctx):
+    ctx.logger.debug("level check debug")
+    ctx.logger.info("level check info")
+    ctx.logger.warning("level check warn")
+    ctx.logger.error("level check error")
+    try:
+        raise RuntimeError("level check exception")
+    except RuntimeError:
+        ctx.logger.exception("level check traceback")
+    return "logged"
+
+
+@app.handler("spawn")
+def spawn_child(payload):
+    import subprocess
+
+    # a child that outlives the plugin; it inherits fds 1/2 (the stdio pipes), not the host's
+    child = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    return child.pid

@@ -7,7 +7,6 @@ tandem plugin; see ``docs/plugins.md`` for the field-by-field description.
 from __future__ import annotations
 
 import base64
-import grp
 import logging
 import os
 import tempfile
@@ -133,6 +132,8 @@ def apply_socket_group(path: str, env: Mapping[str, str]) -> None:
     group = env.get("PLUGIN_UNIX_SOCKET_GROUP")
     if not group:
         return
+    import grp  # unix only, like the sockets themselves
+
     try:
         gid = int(group) if group.isdigit() else grp.getgrnam(group).gr_gid
         os.chown(path, -1, gid)

@@ -50,7 +50,10 @@ class Stdio:
         wake = asyncio.Event()
 
         def notify() -> None:
-            loop.call_soon_threadsafe(wake.set)
+            try:
+                loop.call_soon_threadsafe(wake.set)
+            except RuntimeError:  # the loop closed while a pipe reader was still busy
+                pass
 
         unsubscribe = self._buffer.subscribe(notify)
         try:
@@ -91,8 +94,9 @@ class Broker:
                 )
             else:
                 log.debug(
-                    "ignoring broker connection info",
-                    extra={"service_id": info.service_id, "address": info.address},
+                    "ignoring broker connection info for service %d at %s",
+                    info.service_id,
+                    info.address,
                 )
 
 
@@ -123,7 +127,8 @@ class CallService:
                 data, out_codec = await call
             else:
                 try:
-                    data, out_codec = await asyncio.wait_for(call, max(remaining, 0.0))
+                    # answer a typed timeout just before the caller gives up
+                    data, out_codec = await asyncio.wait_for(call, max(remaining - 0.01, 0.0))
                 except asyncio.TimeoutError:
                     raise Timeout(
                         f"handler {request.method!r} did not finish within the caller's "
