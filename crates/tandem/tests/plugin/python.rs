@@ -5,8 +5,10 @@ use std::time::Duration;
 use tandem::plugin::Host;
 use tandem::{Error, Payload, Request};
 
-use crate::helpers::assert_gone;
-use crate::support::{python, repo_root, test_dir, write_file};
+use tandem::plugin::{Channel, Level};
+
+use crate::helpers::{assert_gone, Captured};
+use crate::support::{python, repo_root, test_dir, wait_until, write_file};
 
 const APP: &str = r#"
 import tandem
@@ -16,6 +18,13 @@ app = tandem.App("pyplug")
 
 @app.handler("echo")
 def echo(payload, ctx):
+    return payload
+
+
+@app.handler("talk")
+def talk(payload, ctx):
+    print("py-stdout", flush=True)
+    ctx.logger.warning("py-log")
     return payload
 
 
@@ -35,12 +44,15 @@ async fn python_round_trip(tls: bool) {
     }
     let dir = test_dir(if tls { "py-plugin-tls" } else { "py-plugin" });
     write_file(&dir, "pyplug.py", APP);
-    let host = Host::builder(python())
+    let out = Captured::default();
+    let builder = Host::builder(python())
         .args(["-m", "tandem", "plugin", "pyplug:app"])
         .current_dir(&dir)
         .env("PYTHONPATH", &dir)
         .auto_mtls(tls)
-        .start_timeout(Duration::from_secs(30))
+        .start_timeout(Duration::from_secs(30));
+    let host = out
+        .attach(builder)
         .start()
         .await
         .expect("start the Python plugin");
