@@ -68,6 +68,24 @@ async fn python_round_trip(tls: bool) {
         reply.decode::<serde_json::Value>().unwrap(),
         serde_json::json!({"x": [1, 2]})
     );
+    // print() goes over GRPCStdio; the handler's logger writes hclog JSON on stderr.
+    let talk =
+        Request::new("talk", Payload::json(&0).unwrap()).with_timeout(Duration::from_secs(10));
+    host.call(talk).await.unwrap();
+    assert!(
+        wait_until(Duration::from_secs(5), || out
+            .has_stdio(Channel::Stdout, "py-stdout"))
+        .await,
+        "stdio: {:?}",
+        out.stdio.lock().unwrap()
+    );
+    let warned =
+        |r: &tandem::plugin::LogRecord| r.level == Level::Warn && r.message.contains("py-log");
+    assert!(
+        wait_until(Duration::from_secs(5), || out.has_log(warned)).await,
+        "logs: {:?}",
+        out.logs.lock().unwrap()
+    );
     let err = host
         .call(
             Request::new("boom", Payload::json(&1).unwrap()).with_timeout(Duration::from_secs(10)),
