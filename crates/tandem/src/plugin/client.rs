@@ -73,7 +73,8 @@ impl Drop for Shared {
 ///
 /// - Dropping the last clone without `kill` sends SIGKILL to the process group at once (no
 ///   graceful Shutdown); the child is reaped by a background task while the runtime runs.
-/// - A call on a plugin that crashes mid-call fails with `Unavailable`; it is not retried.
+/// - A call on a plugin that crashes mid-call fails with `Unavailable`; it is resent to the
+///   restarted plugin only if its request never left the host.
 #[derive(Debug, Clone)]
 pub struct Host {
     pub(crate) shared: Arc<Shared>,
