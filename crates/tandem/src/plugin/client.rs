@@ -255,13 +255,11 @@ impl Host {
     /// deadline, `Protocol` when the reply is malformed.
     pub async fn call(&self, request: Request) -> Result<Response, Error> {
         let deadline = request.metadata().deadline.map(Instant::from_std);
-        let mut request = request;
         let mut attempts = 0;
         loop {
             attempts += 1;
             let lease = self.acquire(deadline, request.method()).await?;
-            let again = request.clone();
-            match invoke(&lease, request).await {
+            match invoke(&lease, &request).await {
                 Ok(r) => return Ok(r),
                 // The plugin is dying and the call never reached it: safe to send to the next
                 // instance. (Its socket can close a moment before the exit is reaped.)
@@ -271,7 +269,6 @@ impl Host {
                     if dying.await.is_err() {
                         return Err(e);
                     }
-                    request = again;
                 }
                 Err((e, _)) => return Err(e),
             }
@@ -297,19 +294,23 @@ fn never_sent(status: &tonic::Status) -> bool {
 }
 
 /// One attempt; the error comes with whether the request was never sent.
-async fn invoke(lease: &Lease, request: Request) -> Result<Response, (Error, bool)> {
+async fn invoke(lease: &Lease, request: &Request) -> Result<Response, (Error, bool)> {
     let inst = &lease.instance;
-    let (method, payload, meta) = request.into_parts();
+    let (method, payload, meta) = (request.method(), request.payload(), request.metadata());
     let target = format!("{method} on plugin {} (pid {})", inst.name, inst.pid);
     let started = Instant::now();
     let traceparent = meta.traceparent.clone();
     let mut req = tonic::Request::new(CallRequest {
-        method,
+        method: method.to_owned(),
         codec: payload.codec().as_str().to_owned(),
-        payload: payload.into_bytes().to_vec(),
-        metadata: meta.headers.into_iter().collect(),
+        payload: payload.bytes().to_vec(),
+        metadata: meta
+            .headers
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
         traceparent: traceparent.clone().unwrap_or_default(),
-        idempotency_key: meta.idempotency_key.unwrap_or_default(),
+        idempotency_key: meta.idempotency_key.clone().unwrap_or_default(),
     });
     if let Some(deadline) = meta.deadline {
         let remaining = deadline.saturating_duration_since(std::time::Instant::now());
