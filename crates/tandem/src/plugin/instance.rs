@@ -283,6 +283,17 @@ fn resolve(program: &std::path::Path) -> PathBuf {
         .unwrap_or_else(|| program.to_path_buf())
 }
 
+/// Removes a socket directory on drop unless disarmed (an abandoned start cleans up).
+struct DirGuard(Option<PathBuf>);
+
+impl Drop for DirGuard {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.take() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
 fn socket_dir() -> std::io::Result<PathBuf> {
     use std::os::unix::fs::DirBuilderExt as _;
     let n = SOCKET_DIRS.fetch_add(1, Ordering::Relaxed);
@@ -309,6 +320,7 @@ pub(crate) async fn start(config: &Config, id: u64) -> Result<Arc<Instance>, Err
             Some(Box::new(e)),
         )
     })?;
+    let mut dir_guard = DirGuard(Some(dir.clone()));
     let cert = if config.auto_mtls {
         Some(tls::HostCert::generate().map_err(|e| {
             unavailable(
@@ -440,7 +452,9 @@ pub(crate) async fn start(config: &Config, id: u64) -> Result<Arc<Instance>, Err
         }
     };
     let tasks = open_streams(&channel, &config.name, &config.sinks);
-    child.armed = false; // the instance owns the process from here (its Drop kills the group)
+    // The instance owns the process and the directory from here (its Drop cleans up).
+    child.armed = false;
+    dir_guard.0 = None;
     let instance = Arc::new(Instance {
         id,
         pid,
@@ -552,6 +566,19 @@ pub struct ReattachConfig {
     pub test: bool,
 }
 
+/// The private socket directory a tandem host made for this plugin, if the address is in one
+/// (removed when the reattached plugin is killed; never in test mode).
+fn own_socket_dir(config: &ReattachConfig) -> Option<PathBuf> {
+    let handshake::Address::Unix(path) = &config.address else {
+        return None;
+    };
+    let dir = path.parent()?;
+    let ours = dir
+        .file_name()
+        .is_some_and(|n| n.to_string_lossy().starts_with("tandem-plugin-"));
+    (ours && !config.test).then(|| dir.to_path_buf())
+}
+
 /// Attaches to a running plugin: no handshake, no TLS, no stdio or logs; exit is noticed by
 /// polling the pid.
 pub(crate) async fn reattach(
@@ -596,7 +623,7 @@ pub(crate) async fn reattach(
         detached: std::sync::atomic::AtomicBool::new(false),
         tasks: Mutex::new(vec![poller]),
         readers: Mutex::new(Vec::new()),
-        socket_dir: None,
+        socket_dir: own_socket_dir(config),
         kill_timeout: Duration::from_secs(2),
         pipe_timeout: Duration::ZERO,
     });
