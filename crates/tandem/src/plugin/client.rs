@@ -13,7 +13,8 @@ use tokio::time::Instant;
 use tonic::transport::Channel;
 
 use super::config::{Builder, Config};
-use super::instance::{self, Instance, Lease, ReattachConfig};
+use super::instance::{self, Instance, Lease};
+use super::reattach::{self, ReattachConfig};
 use super::{reload, supervisor};
 use crate::proto::call::{call_client::CallClient, call_reply, CallRequest};
 use crate::{Codec, Error, Payload, Request, Response, Transport};
@@ -120,7 +121,7 @@ impl Host {
     ///
     /// `Unavailable` if the pid is gone or the plugin does not answer its health check.
     pub async fn reattach(config: ReattachConfig) -> Result<Host, Error> {
-        let instance = instance::reattach(&config, 0, "reattached".to_owned()).await?;
+        let instance = reattach::reattach(&config, 0, "reattached".to_owned()).await?;
         let host = Host::from_slot(None, Slot::Ready(instance));
         supervisor::spawn(&host);
         Ok(host)

@@ -56,6 +56,7 @@ mod conn;
 mod handshake;
 mod instance;
 mod process;
+mod reattach;
 mod reload;
 mod stdio;
 mod supervisor;
@@ -68,7 +69,7 @@ pub use config::{Builder, DEFAULT_COOKIE_KEY, DEFAULT_COOKIE_VALUE};
 pub use handshake::{
     parse as parse_handshake, Address, Handshake, HandshakeError, CORE_PROTOCOL_VERSION,
 };
-pub use instance::ReattachConfig;
+pub use reattach::ReattachConfig;
 pub use stdio::{
     Channel, Level, LogCallback, LogParser, LogRecord, Sinks, StdioCallback, MAX_LINE,
 };
