@@ -37,6 +37,14 @@ impl PoolMetrics {
     pub fn worker_restarted(&self) {
         self.restarts.inc();
     }
+
+    /// Raises the restart counter to `total` (a pool's own running count); never lowers it.
+    pub fn set_restarts_total(&self, total: u64) {
+        let seen = self.restarts.get();
+        if total > seen {
+            self.restarts.inc_by(total - seen);
+        }
+    }
 }
 
 /// A plugin's metrics: `tandem_plugin_restarts_total{plugin}` and

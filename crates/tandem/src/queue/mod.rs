@@ -36,6 +36,8 @@ mod admin;
 mod config;
 pub mod features;
 pub mod fields;
+#[cfg(feature = "metrics")]
+mod observe;
 mod producer;
 mod reply;
 

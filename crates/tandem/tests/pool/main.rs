@@ -19,6 +19,8 @@ mod crashes;
 mod errors;
 mod lifecycle;
 mod logs;
+#[cfg(feature = "metrics")]
+mod observe;
 mod parent_death;
 mod payloads;
 mod recycle;

@@ -12,6 +12,8 @@ mod support;
 mod admin;
 mod crash;
 mod harness;
+#[cfg(feature = "metrics")]
+mod observe;
 mod overload;
 mod results;
 mod vectors;

@@ -1,6 +1,8 @@
 //! [`Pool`]: a supervised pool of persistent Python workers, each serving one call at a time.
 
 mod config;
+#[cfg(feature = "metrics")]
+mod observe;
 mod slot;
 mod state;
 
