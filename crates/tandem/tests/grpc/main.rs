@@ -12,6 +12,8 @@ mod server;
 mod calls;
 mod failover;
 mod inference;
+#[cfg(feature = "metrics")]
+mod policy;
 
 use std::time::Duration;
 
