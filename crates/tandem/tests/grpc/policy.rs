@@ -6,7 +6,7 @@ use std::time::Duration;
 use tandem::guard::{BreakerConfig, BreakerState, Policy};
 use tandem::metrics::Registry;
 use tandem::{Error, Payload, Request, Response, Transport};
-use tower::{Layer, Service, ServiceExt};
+use tower::{Service, ServiceExt};
 
 use crate::server::Server;
 use crate::{assert_no_zombies, client, json};
