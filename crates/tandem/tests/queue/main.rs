@@ -15,5 +15,6 @@ mod harness;
 #[cfg(feature = "metrics")]
 mod observe;
 mod overload;
+mod policy;
 mod results;
 mod vectors;
