@@ -7,6 +7,9 @@
 //! The inner service is a trivial in-process service, so the numbers are the layers' own
 //! overhead: bare call; `Policy` (fallback → breaker → bulkhead → timeout → retry) without
 //! metrics; the same with the metrics registry as its observer; and that plus `TraceLayer`.
+//! Then the same comparison over a real transport: a 2-worker `process::Pool` echoing 100 B
+//! at concurrency 1, bare vs `Policy` + `MetricsLayer` (needs the `process` feature and the
+//! project's Python: `$TANDEM_PYTHON` or `.venv/bin/python`).
 #![allow(clippy::unwrap_used, clippy::print_stdout, missing_docs)]
 
 use std::hint::black_box;
@@ -88,6 +91,8 @@ fn main() {
     ] {
         println!("| {name} | {v:.0} | {:.0} | {:.1}× |", v - bare, v / bare);
     }
+    #[cfg(feature = "process")]
+    pool::compare(&rt, &registry);
     if std::env::var_os("GUARD_BENCH_DETAIL").is_some() {
         detail(&rt, &registry, &req);
     }
@@ -142,4 +147,67 @@ fn detail(rt: &tokio::runtime::Runtime, registry: &Registry, req: &Request) {
         row!("retry", RetryLayer::new(RetryPolicy::new("r")).layer(inner));
         row!("trace", TraceLayer::new().layer(inner));
     });
+}
+
+/// Bare pool calls vs `Policy` + `MetricsLayer` over the same pool, interleaved.
+#[cfg(feature = "process")]
+mod pool {
+    use super::*;
+    use tandem::metrics::MetricsLayer;
+    use tandem::process::{default_python, Pool};
+
+    const POOL_CALLS: u32 = 3_000;
+    const APP: &str = "import tandem\napp = tandem.App('bench')\n\n@app.handler('echo')\ndef echo(p):\n    return p\n";
+
+    async fn run_n<S>(svc: &mut S, req: &Request) -> f64
+    where
+        S: Service<Request, Response = Response, Error = Error>,
+    {
+        let start = Instant::now();
+        for _ in 0..POOL_CALLS {
+            let resp = svc.ready().await.unwrap().call(req.clone()).await.unwrap();
+            black_box(resp);
+        }
+        start.elapsed().as_nanos() as f64 / f64::from(POOL_CALLS)
+    }
+
+    pub(super) fn compare(rt: &tokio::runtime::Runtime, registry: &Registry) {
+        let dir = std::env::temp_dir().join(format!("tandem-guard-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("bench_echo.py"), APP).unwrap();
+        let req = Request::new("echo", Payload::raw(vec![b'x'; 100]));
+        rt.block_on(async {
+            let pool = Pool::builder("bench_echo:app")
+                .python(default_python())
+                .cwd(dir.clone())
+                .workers(2)
+                .build()
+                .await
+                .unwrap();
+            let policy = Policy::new("pool-bench", Transport::Pool)
+                .fallback(|_, _| Some(Response::new(Payload::raw("degraded"))));
+            let mut bare = pool.clone();
+            let mut guarded = MetricsLayer::new(registry, Transport::Pool)
+                .layer(policy.layer().layer(pool.clone()));
+            run_n(&mut bare, &req).await;
+            run_n(&mut guarded, &req).await;
+            let (mut b, mut g) = (Vec::new(), Vec::new());
+            for _ in 0..ROUNDS {
+                b.push(run_n(&mut bare, &req).await);
+                g.push(run_n(&mut guarded, &req).await);
+            }
+            let (b, g) = (median(b), median(g));
+            println!();
+            println!("| pool echo 100 B, 2 workers, concurrency 1 | ns/call (median of {ROUNDS} × {POOL_CALLS}) | added | added % |");
+            println!("|---|---:|---:|---:|");
+            println!("| bare pool call | {b:.0} | 0 | 0.0 % |");
+            println!(
+                "| Policy + MetricsLayer over the pool | {g:.0} | {:.0} | {:.1} % |",
+                g - b,
+                (g - b) / b * 100.0
+            );
+            pool.shutdown().await;
+        });
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
