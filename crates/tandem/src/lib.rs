@@ -18,6 +18,7 @@
 //! See `docs/choosing.md` in the repository for which transport to pick.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod bench;
 pub mod call;
 pub mod codec;
 

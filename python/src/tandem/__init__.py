@@ -16,6 +16,7 @@ from .errors import (
     Timeout,
     Unavailable,
 )
+from .script import script
 
 __all__ = [
     "App",
@@ -30,6 +31,7 @@ __all__ = [
     "TandemError",
     "Timeout",
     "Unavailable",
+    "script",
 ]
 
 __version__ = "0.1.0"

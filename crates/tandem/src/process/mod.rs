@@ -1,5 +1,21 @@
 //! The process transport: one-shot scripts and a supervised pool of persistent Python workers.
+//!
+//! [`Pool`] keeps warm `python -m tandem worker` processes and sends each call to an idle one
+//! over a length-prefixed msgpack protocol on a dedicated socket ([`frame`] documents the
+//! bytes; `docs/internals/process.md` the whole protocol).
 
+mod capture;
+pub mod frame;
+mod group;
+mod output;
+mod pool;
 mod python;
+pub mod script;
+mod worker;
 
+pub use pool::{
+    Pool, PoolBuilder, PoolStats, ResponseFuture, DEFAULT_MAX_PAYLOAD, DEFAULT_START_TIMEOUT,
+    DEFAULT_TIMEOUT,
+};
 pub use python::default_python;
+pub use script::{Script, ScriptBuilder};

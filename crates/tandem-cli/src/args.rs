@@ -1,0 +1,269 @@
+//! The command line, as clap derive types. Each flag's doc comment is its help text.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::duration::parse_duration;
+use crate::endpoint::Endpoint;
+
+/// Call Python from Rust: make one call, or measure a transport.
+#[derive(Debug, Parser)]
+#[command(name = "tandem", version, about, propagate_version = true)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// The verbs.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Make one call and print the result as JSON.
+    Call(CallArgs),
+    /// Measure latency (p50, p99) and throughput of an endpoint.
+    Bench(BenchArgs),
+}
+
+/// `tandem call ENDPOINT METHOD [JSON | @FILE]`.
+#[derive(Debug, Args)]
+pub(crate) struct CallArgs {
+    /// Where to call: pool:MODULE:APP or script:PATH.
+    ///
+    /// Later builds add plugin:COMMAND, grpc://HOST:PORT and redis://HOST:PORT/STREAM.
+    pub(crate) endpoint: Endpoint,
+    /// The method (handler name) to call.
+    pub(crate) method: String,
+    /// The payload: inline JSON, or @FILE to read JSON from a file (default: null).
+    pub(crate) payload: Option<String>,
+    #[command(flatten)]
+    pub(crate) common: CommonArgs,
+}
+
+/// `tandem bench ENDPOINT --method M …`.
+#[derive(Debug, Args)]
+pub(crate) struct BenchArgs {
+    /// What to measure: pool:MODULE:APP or script:PATH.
+    pub(crate) endpoint: Endpoint,
+    /// The method (handler name) to call; it should echo or do little.
+    #[arg(long, short = 'm')]
+    pub(crate) method: String,
+    /// Size of each payload in bytes (a JSON string of about that size).
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    pub(crate) payload_bytes: usize,
+    /// How many calls are in flight at once.
+    #[arg(long, short = 'c', default_value_t = 1, value_name = "C", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub(crate) concurrency: u32,
+    /// Stop after N calls (default 1000, unless --duration is given).
+    #[arg(long, value_name = "N", conflicts_with = "duration")]
+    pub(crate) calls: Option<u64>,
+    /// Stop after this long instead of a call count, e.g. 10s or 1m.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub(crate) duration: Option<Duration>,
+    /// Calls made before measuring (not counted).
+    #[arg(long, default_value_t = 50, value_name = "N")]
+    pub(crate) warmup: u64,
+    /// Print one JSON object (see docs/cli-json.md) instead of a table.
+    #[arg(long)]
+    pub(crate) json: bool,
+    #[command(flatten)]
+    pub(crate) common: CommonArgs,
+}
+
+/// Flags shared by `call` and `bench`.
+#[derive(Debug, Args)]
+pub(crate) struct CommonArgs {
+    /// Per-call timeout, e.g. 250ms, 2s or 1m (a bare number is seconds).
+    #[arg(long, short = 't', default_value = "30s", value_name = "DURATION", value_parser = parse_duration)]
+    pub(crate) timeout: Duration,
+    /// Payload codec on the wire.
+    #[arg(long, value_enum, default_value_t = CodecArg::Json)]
+    pub(crate) codec: CodecArg,
+    /// Pool workers to start (pool: endpoints).
+    #[arg(long, short = 'w', default_value_t = 2, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub(crate) workers: u16,
+    /// Python interpreter for workers and scripts (default: $TANDEM_PYTHON, ./.venv, python3).
+    #[arg(long, value_name = "PATH")]
+    pub(crate) python: Option<PathBuf>,
+    /// Working directory of workers and scripts (default: the current one).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) cwd: Option<PathBuf>,
+}
+
+/// The codecs a user can pick on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum CodecArg {
+    /// UTF-8 JSON.
+    Json,
+    /// MessagePack.
+    Msgpack,
+}
+
+impl From<CodecArg> for tandem::Codec {
+    fn from(c: CodecArg) -> Self {
+        match c {
+            CodecArg::Json => tandem::Codec::Json,
+            CodecArg::Msgpack => tandem::Codec::Msgpack,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("tandem").chain(args.iter().copied()))
+    }
+
+    fn call(args: &[&str]) -> CallArgs {
+        match parse(args).unwrap().command {
+            Command::Call(a) => a,
+            Command::Bench(_) => panic!("expected call"),
+        }
+    }
+
+    fn bench(args: &[&str]) -> BenchArgs {
+        match parse(args).unwrap().command {
+            Command::Bench(a) => a,
+            Command::Call(_) => panic!("expected bench"),
+        }
+    }
+
+    #[test]
+    fn cli_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn call_takes_endpoint_method_and_optional_payload() {
+        let a = call(&["call", "pool:svc:app", "echo"]);
+        assert_eq!(a.method, "echo");
+        assert!(a.payload.is_none());
+        let a = call(&["call", "script:./s.py", "main", "@in.json"]);
+        assert_eq!(a.payload.as_deref(), Some("@in.json"));
+        assert!(parse(&["call", "pool:svc:app"]).is_err());
+    }
+
+    #[test]
+    fn timeout_flag_parses_durations() {
+        let a = call(&["call", "pool:m:a", "x", "--timeout", "250ms"]);
+        assert_eq!(a.common.timeout, Duration::from_millis(250));
+        assert_eq!(
+            call(&["call", "pool:m:a", "x"]).common.timeout,
+            Duration::from_secs(30)
+        );
+        assert!(parse(&["call", "pool:m:a", "x", "--timeout", "soon"]).is_err());
+    }
+
+    #[test]
+    fn codec_flag_accepts_json_and_msgpack() {
+        assert_eq!(
+            call(&["call", "pool:m:a", "x", "--codec", "msgpack"])
+                .common
+                .codec,
+            CodecArg::Msgpack
+        );
+        assert_eq!(
+            call(&["call", "pool:m:a", "x"]).common.codec,
+            CodecArg::Json
+        );
+        assert!(parse(&["call", "pool:m:a", "x", "--codec", "yaml"]).is_err());
+    }
+
+    #[test]
+    fn workers_flag_is_a_positive_count() {
+        assert_eq!(
+            call(&["call", "pool:m:a", "x", "--workers", "4"])
+                .common
+                .workers,
+            4
+        );
+        assert_eq!(call(&["call", "pool:m:a", "x"]).common.workers, 2);
+        assert!(parse(&["call", "pool:m:a", "x", "--workers", "0"]).is_err());
+    }
+
+    #[test]
+    fn python_and_cwd_flags_take_paths() {
+        let a = call(&[
+            "call",
+            "pool:m:a",
+            "x",
+            "--python",
+            "/usr/bin/python3",
+            "--cwd",
+            "/tmp",
+        ]);
+        assert_eq!(a.common.python, Some(PathBuf::from("/usr/bin/python3")));
+        assert_eq!(a.common.cwd, Some(PathBuf::from("/tmp")));
+    }
+
+    #[test]
+    fn endpoint_must_have_a_known_scheme() {
+        let err = parse(&["call", "ftp://x", "m"]).unwrap_err();
+        assert!(err.to_string().contains("pool:MODULE:APP"), "{err}");
+    }
+
+    #[test]
+    fn bench_method_is_required() {
+        assert!(parse(&["bench", "pool:m:a"]).is_err());
+        let b = bench(&["bench", "pool:m:a", "--method", "echo"]);
+        assert_eq!(
+            (b.payload_bytes, b.concurrency, b.calls, b.json),
+            (100, 1, None, false)
+        );
+    }
+
+    #[test]
+    fn bench_payload_bytes_and_concurrency() {
+        let b = bench(&[
+            "bench",
+            "pool:m:a",
+            "-m",
+            "echo",
+            "--payload-bytes",
+            "65536",
+            "--concurrency",
+            "64",
+        ]);
+        assert_eq!((b.payload_bytes, b.concurrency), (65536, 64));
+        assert!(parse(&["bench", "pool:m:a", "-m", "e", "--concurrency", "0"]).is_err());
+        assert!(parse(&["bench", "pool:m:a", "-m", "e", "--payload-bytes", "-1"]).is_err());
+    }
+
+    #[test]
+    fn bench_calls_and_duration_exclude_each_other() {
+        assert_eq!(
+            bench(&["bench", "pool:m:a", "-m", "e", "--calls", "10"]).calls,
+            Some(10)
+        );
+        let b = bench(&["bench", "pool:m:a", "-m", "e", "--duration", "2s"]);
+        assert_eq!(b.duration, Some(Duration::from_secs(2)));
+        assert!(parse(&[
+            "bench",
+            "pool:m:a",
+            "-m",
+            "e",
+            "--calls",
+            "1",
+            "--duration",
+            "1s"
+        ])
+        .is_err());
+    }
+
+    #[test]
+    fn bench_json_and_warmup_flags() {
+        let b = bench(&["bench", "pool:m:a", "-m", "e", "--json", "--warmup", "0"]);
+        assert!(b.json);
+        assert_eq!(b.warmup, 0);
+        assert_eq!(
+            bench(&["bench", "script:s.py", "-m", "e", "--timeout", "1m"])
+                .common
+                .timeout,
+            Duration::from_secs(60)
+        );
+    }
+}

@@ -1,0 +1,55 @@
+//! `redis://HOST:PORT/STREAM`: a Redis stream consumed by `python -m tandem consume`.
+
+use super::{host_port, unsupported, ConnectError, Connection, Options};
+
+/// The Redis server and stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Target {
+    pub(crate) host: String,
+    pub(crate) port: u16,
+    pub(crate) stream: String,
+}
+
+const FORM: &str = "redis://HOST:PORT/STREAM";
+
+pub(super) fn parse(rest: &str) -> Result<Target, String> {
+    let (addr, stream) = rest
+        .split_once('/')
+        .ok_or_else(|| format!("missing stream in \"redis://{rest}\" (format is {FORM})"))?;
+    if stream.is_empty() {
+        return Err(format!(
+            "missing stream in \"redis://{rest}\" (format is {FORM})"
+        ));
+    }
+    let (host, port) = host_port(addr, FORM)?;
+    Ok(Target {
+        host,
+        port,
+        stream: stream.to_owned(),
+    })
+}
+
+pub(super) fn connect(t: &Target, _opts: &Options) -> Result<Connection, ConnectError> {
+    Err(unsupported(
+        "redis",
+        format!("redis://{}:{}/{}", t.host, t.port, t.stream),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn takes_host_port_and_stream() {
+        let t = parse("127.0.0.1:6379/jobs").unwrap();
+        assert_eq!((t.port, t.stream.as_str()), (6379, "jobs"));
+        assert!(parse("127.0.0.1:6379")
+            .unwrap_err()
+            .contains("missing stream"));
+        assert!(parse("127.0.0.1:6379/")
+            .unwrap_err()
+            .contains("missing stream"));
+    }
+}

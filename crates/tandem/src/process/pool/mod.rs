@@ -1,0 +1,359 @@
+//! [`Pool`]: a supervised pool of persistent Python workers, each serving one call at a time.
+//!
+//! Every worker is `python -m tandem worker module:app`, started in its own process group
+//! with its end of a socketpair on fd 3; the two sides speak length-prefixed msgpack frames
+//! (see `docs/internals/process.md`), so nothing a handler prints can corrupt the protocol.
+//! A call goes to an idle worker only (a slow call never holds up a fast one); calls wait in
+//! a bounded queue, and a full queue answers [`Error::Overloaded`](crate::Error::Overloaded).
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), tandem::Error> {
+//! use tandem::{process::Pool, Payload, Request};
+//!
+//! let pool = Pool::builder("service:app").workers(2).build().await?;
+//! let resp = pool
+//!     .call(Request::new("score", Payload::json(&serde_json::json!({"amount": 12})).unwrap()))
+//!     .await?;
+//! let value: serde_json::Value = resp.decode().unwrap();
+//! pool.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! # Caveats
+//!
+//! - **Deadlines kill.** The pool owns each call's deadline (the request's, else
+//!   [`PoolBuilder::timeout`]). When it passes, the worker's whole process group is SIGKILLed,
+//!   reaped and replaced, and only that call fails with `Timeout`. Dropping a call's future
+//!   (cancellation) does the same to the worker running it.
+//! - **Crashes.** A worker that dies mid-call (exit, segfault, OOM kill) fails that call with
+//!   `Unavailable` naming the exit status and its last stderr lines; it is replaced at once,
+//!   then with growing backoff while crashes repeat. Workers that die before becoming ready
+//!   again and again are a crash loop: calls then fail fast with `Unavailable` until one starts.
+//! - **Dropping** the last `Pool` handle SIGKILLs every worker's process group; their reaper
+//!   threads collect them. Call [`Pool::shutdown`] to finish in-flight and queued calls first.
+//! - **Parent death.** Workers exit on EOF of their control socket, so a parent killed with
+//!   SIGKILL leaves no worker behind (a handler stuck in C code exits once it returns).
+//! - **Ordering.** Calls start in submission order but may finish in any order.
+
+mod config;
+mod slot;
+mod state;
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::{JoinHandle, JoinSet};
+
+pub use config::{PoolBuilder, DEFAULT_MAX_PAYLOAD, DEFAULT_START_TIMEOUT, DEFAULT_TIMEOUT};
+
+use self::slot::{Slot, SlotConfig};
+use self::state::{Job, Shared};
+use crate::call::{Error, Request, Response, Transport};
+use crate::process::worker::{Registry, Worker};
+
+/// Extra time a caller waits past its deadline so the slot's richer `Timeout` (naming the
+/// worker) arrives first.
+const CALLER_GRACE: Duration = Duration::from_millis(100);
+
+/// A point-in-time view of a pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PoolStats {
+    /// Workers alive and ready.
+    pub workers: usize,
+    /// Workers running a call.
+    pub busy: usize,
+    /// Workers waiting for a call.
+    pub idle: usize,
+    /// Calls waiting for an idle worker.
+    pub queued: usize,
+    /// Workers replaced after a crash, timeout, protocol error or failed start.
+    pub restarts: u64,
+    /// Workers retired by `max_requests` or `max_memory`.
+    pub recycled: u64,
+}
+
+/// A supervised pool of persistent Python workers; a cheap, cloneable handle.
+///
+/// See the [module docs](self) for behaviour and caveats.
+#[derive(Clone)]
+pub struct Pool {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    app: String,
+    tx: Mutex<Option<mpsc::Sender<Job>>>,
+    queue_limit: usize,
+    max_payload: usize,
+    timeout: Duration,
+    methods: Vec<String>,
+    shared: Arc<Shared>,
+    queue: slot::Queue,
+    slots: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl fmt::Debug for Pool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pool")
+            .field("app", &self.inner.app)
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+impl Pool {
+    /// A builder for a pool serving the app `spec` (`"module:app"`).
+    pub fn builder(app: impl Into<String>) -> PoolBuilder {
+        PoolBuilder::new(app.into())
+    }
+
+    pub(crate) async fn start(b: PoolBuilder) -> Result<Pool, Error> {
+        let wcfg = Arc::new(b.worker_config());
+        let registry = Registry::default();
+        let mut starting = JoinSet::new();
+        for _ in 0..b.workers {
+            let cfg = wcfg.clone();
+            let registry = registry.clone();
+            starting.spawn(async move { Worker::spawn(&cfg, &registry).await });
+        }
+        let mut workers = Vec::with_capacity(b.workers);
+        let mut failure = None;
+        while let Some(res) = starting.join_next().await {
+            match res {
+                Ok(Ok(w)) => workers.push(w),
+                Ok(Err(e)) => {
+                    if failure.is_none() {
+                        failure = Some(e);
+                        // One failure fails the build: stop waiting for the others.
+                        starting.abort_all();
+                    }
+                }
+                Err(join) if join.is_cancelled() => {}
+                Err(join) => {
+                    failure.get_or_insert_with(|| {
+                        Error::unavailable(
+                            Transport::Pool,
+                            format!("worker for {}", b.app),
+                            format!("starting a worker panicked: {join}"),
+                        )
+                    });
+                }
+            }
+        }
+        if let Some(e) = failure {
+            for w in &mut workers {
+                w.kill().await;
+            }
+            return Err(e);
+        }
+        let methods = workers
+            .first()
+            .map(|w| w.hello.methods.clone())
+            .unwrap_or_default();
+        let queue_limit = b.queue_limit();
+        let (tx, rx) = mpsc::channel(queue_limit);
+        let queue = Arc::new(tokio::sync::Mutex::new(rx));
+        let shared = Arc::new(Shared::new(registry));
+        let slot_cfg = SlotConfig {
+            worker: wcfg,
+            max_requests: b.max_requests,
+            max_memory: b.max_memory,
+            stop_grace: b.stop_grace,
+        };
+        let slots = workers
+            .into_iter()
+            .map(|w| {
+                let slot = Slot::new(slot_cfg.clone(), shared.clone(), Arc::clone(&queue));
+                tokio::spawn(slot.run(w))
+            })
+            .collect();
+        let pool = Pool {
+            inner: Arc::new(Inner {
+                app: b.app,
+                tx: Mutex::new(Some(tx)),
+                queue_limit,
+                max_payload: b.max_payload,
+                timeout: b.timeout,
+                methods,
+                shared,
+                queue,
+                slots: Mutex::new(slots),
+            }),
+        };
+        tracing::info!(app = %pool.inner.app, workers = b.workers, "pool ready");
+        Ok(pool)
+    }
+
+    /// Runs one call on an idle worker and returns its answer.
+    ///
+    /// # Errors
+    ///
+    /// - `BadRequest`: the payload is over `max_payload` (nothing was sent), the method is
+    ///   unknown, or the payload does not decode in Python.
+    /// - `Overloaded`: the queue of calls waiting for a worker is full.
+    /// - `Timeout`: the deadline passed (the worker running it was killed and replaced).
+    /// - `Unavailable`: the worker died during the call (exit status and last stderr lines in
+    ///   the reason), the pool is shut down, or workers are crash-looping.
+    /// - `Remote`: the handler raised (type, message, traceback).
+    /// - `Protocol`: the worker sent a garbage or truncated frame (it was replaced).
+    pub async fn call(&self, req: Request) -> Result<Response, Error> {
+        let inner = &self.inner;
+        let size = req.payload().len();
+        if size > inner.max_payload {
+            return Err(Error::bad_request(
+                Transport::Pool,
+                req.method(),
+                format!(
+                    "payload of {size} bytes exceeds max_payload of {} bytes (raise \
+                     PoolBuilder::max_payload, or send large data another way)",
+                    inner.max_payload
+                ),
+            ));
+        }
+        if let Some(reason) = inner.shared.crash_loop() {
+            return Err(Error::unavailable(Transport::Pool, req.method(), reason));
+        }
+        let deadline = req
+            .metadata()
+            .deadline
+            .unwrap_or_else(|| Instant::now() + inner.timeout);
+        let method = req.method().to_owned();
+        if Instant::now() >= deadline {
+            return Err(Error::Timeout {
+                transport: Transport::Pool,
+                target: format!("{method} (deadline passed before the call was sent)"),
+                elapsed: Duration::ZERO,
+            });
+        }
+        let (reply, rx) = oneshot::channel();
+        let job = Job {
+            req,
+            deadline,
+            reply,
+        };
+        let sent = match inner.tx.lock() {
+            Ok(g) => match g.as_ref() {
+                Some(tx) => tx.try_send(job).map_err(|e| match e {
+                    mpsc::error::TrySendError::Full(_) => Error::Overloaded {
+                        transport: Transport::Pool,
+                        target: format!("{method} (queue of {})", inner.app),
+                        limit: inner.queue_limit,
+                    },
+                    mpsc::error::TrySendError::Closed(_) => shut_down(&method),
+                }),
+                None => Err(shut_down(&method)),
+            },
+            Err(_) => Err(shut_down(&method)),
+        };
+        sent?;
+        let started = Instant::now();
+        match tokio::time::timeout_at((deadline + CALLER_GRACE).into(), rx).await {
+            Ok(Ok(res)) => res,
+            Ok(Err(_)) => Err(shut_down(&method)),
+            Err(_) => Err(Error::Timeout {
+                transport: Transport::Pool,
+                target: format!("{method} (waited for an idle worker)"),
+                elapsed: started.elapsed(),
+            }),
+        }
+    }
+
+    /// Current counts of workers, busy and idle workers, queued calls, restarts and recycles.
+    pub fn stats(&self) -> PoolStats {
+        let s = &self.inner.shared;
+        let workers = s.live.load(Ordering::SeqCst);
+        let busy = s.busy.load(Ordering::SeqCst).min(workers);
+        let queued = self
+            .inner
+            .tx
+            .lock()
+            .ok()
+            .and_then(|g| g.as_ref().map(|tx| tx.max_capacity() - tx.capacity()))
+            .unwrap_or(0);
+        PoolStats {
+            workers,
+            busy,
+            idle: workers - busy,
+            queued,
+            restarts: s.restarts.load(Ordering::SeqCst),
+            recycled: s.recycled.load(Ordering::SeqCst),
+        }
+    }
+
+    /// The app's methods, as the workers announced them in their ready handshake.
+    pub fn methods(&self) -> Vec<String> {
+        self.inner.methods.clone()
+    }
+
+    /// Stops accepting calls, lets in-flight and queued calls finish, then stops every worker
+    /// (shutdown frame and EOF, SIGKILL after the stop grace) and reaps it.
+    pub async fn shutdown(&self) {
+        let inner = &self.inner;
+        inner.shared.closing.send_replace(true);
+        if let Ok(mut g) = inner.tx.lock() {
+            g.take();
+        }
+        let slots = match inner.slots.lock() {
+            Ok(mut g) => std::mem::take(&mut *g),
+            Err(_) => Vec::new(),
+        };
+        for s in slots {
+            let _ = s.await;
+        }
+        // Slots that were waiting out a restart backoff left calls in the queue: answer them.
+        let mut rx = inner.queue.lock().await;
+        while let Ok(job) = rx.try_recv() {
+            let _ = job.reply.send(Err(shut_down(job.req.method())));
+        }
+    }
+}
+
+fn shut_down(method: &str) -> Error {
+    Error::unavailable(
+        Transport::Pool,
+        method,
+        "the pool is shut down and accepts no more calls",
+    )
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.shared.closing.send_replace(true);
+        if let Ok(mut g) = self.tx.lock() {
+            g.take();
+        }
+        if let Ok(mut g) = self.slots.lock() {
+            for s in g.drain(..) {
+                s.abort();
+            }
+        }
+        // The aborted slots drop their workers (whose Drop kills them too), but the runtime
+        // may already be gone: kill every process group here as well.
+        self.shared.registry.kill_all();
+    }
+}
+
+/// The future returned by [`Pool`]'s `tower::Service::call`.
+pub type ResponseFuture = Pin<Box<dyn Future<Output = Result<Response, Error>> + Send>>;
+
+impl tower::Service<Request> for Pool {
+    type Response = Response;
+    type Error = Error;
+    type Future = ResponseFuture;
+
+    /// Always ready: a full queue is an `Overloaded` error from `call`, not backpressure here.
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        let pool = self.clone();
+        Box::pin(async move { pool.call(req).await })
+    }
+}

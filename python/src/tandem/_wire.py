@@ -1,0 +1,271 @@
+"""The pool's wire format, shared with ``tandem::process::frame`` (Rust).
+
+A frame is a u32 big-endian length, a 14-byte header and a msgpack map::
+
+    offset size field
+    0      4    length   bytes after this field (header + body), 14 .. max_frame
+    4      2    magic    b"TD"
+    6      1    version  1
+    7      1    type     1 hello, 2 call, 3 ok, 4 error, 5 ping, 6 pong, 7 shutdown
+    8      2    flags    0 (version 1 defines none)
+    10     8    id       request id (0 for hello and shutdown)
+    18     ...  body     one msgpack map, keys in the documented order
+
+``docs/internals/process.md`` documents every field; ``proto/vectors/pool/*.json`` holds the test
+vectors both sides check. msgpack is imported on first use (``import tandem`` stays stdlib-only).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ._codec import _msgpack
+
+MAGIC = b"TD"
+VERSION = 1
+HEADER_LEN = 14
+FRAME_OVERHEAD = 64 * 1024
+DEFAULT_MAX_FRAME = 64 * 1024 * 1024 + FRAME_OVERHEAD
+
+HELLO, CALL, OK, ERROR, PING, PONG, SHUTDOWN = range(1, 8)
+TYPE_NAMES = {
+    HELLO: "hello",
+    CALL: "call",
+    OK: "ok",
+    ERROR: "error",
+    PING: "ping",
+    PONG: "pong",
+    SHUTDOWN: "shutdown",
+}
+TYPES_BY_NAME = {v: k for k, v in TYPE_NAMES.items()}
+
+_PREFIX = struct.Struct(">I")
+_HEADER = struct.Struct(">2sBBHQ")
+
+
+class WireError(Exception):
+    """Bytes that are not a valid frame. ``code`` is the name used by the test vectors."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class EndOfStream(Exception):
+    """The stream ended cleanly between two frames."""
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One decoded frame."""
+
+    type: int
+    id: int
+    body: dict[str, Any]
+
+    @property
+    def type_name(self) -> str:
+        """The lowercase name of the message type."""
+        return TYPE_NAMES[self.type]
+
+
+def encode(type_: int, id_: int, body: dict[str, Any]) -> bytes:
+    """Encodes one frame, length prefix included."""
+    packed = bytes(_msgpack().packb(body, use_bin_type=True))
+    return (
+        _PREFIX.pack(HEADER_LEN + len(packed))
+        + _HEADER.pack(MAGIC, VERSION, type_, 0, id_)
+        + packed
+    )
+
+
+def check_len(length: int, max_frame: int) -> int:
+    """Validates a length prefix before anything is allocated for the frame."""
+    if length < HEADER_LEN:
+        raise WireError(
+            "too_short", f"frame length {length} is shorter than the {HEADER_LEN}-byte header"
+        )
+    if length > max_frame:
+        raise WireError(
+            "too_large", f"frame of {length} bytes exceeds the limit of {max_frame} bytes"
+        )
+    return length
+
+
+def decode_header(header: bytes) -> tuple[int, int]:
+    """Checks a 14-byte header and returns ``(type, id)``."""
+    magic, version, type_, flags, id_ = _HEADER.unpack(header)
+    if magic != MAGIC:
+        raise WireError(
+            "magic",
+            f"bad magic {magic.hex(' ')} (expected 54 44, 'TD'): "
+            "the peer is not speaking the tandem pool protocol",
+        )
+    if version != VERSION:
+        raise WireError("version", f"unsupported protocol version {version} (this side speaks 1)")
+    if type_ not in TYPE_NAMES:
+        raise WireError("type", f"unknown message type {type_} (known: 1 hello .. 7 shutdown)")
+    if flags != 0:
+        raise WireError("flags", f"unknown flags {flags:#06x} (version 1 defines none)")
+    return type_, id_
+
+
+def decode_body(type_: int, data: bytes) -> dict[str, Any]:
+    """Decodes a frame body, which must be exactly one msgpack map."""
+    name = TYPE_NAMES[type_]
+    msgpack = _msgpack()
+    unpacker = msgpack.Unpacker(raw=False, strict_map_key=False, max_buffer_size=len(data) + 1)
+    unpacker.feed(data)
+    try:
+        value = unpacker.unpack()
+    except Exception as exc:
+        raise WireError("body", f"bad {name} body: not msgpack: {exc}") from exc
+    extra = len(data) - unpacker.tell()
+    if extra:
+        raise WireError("body", f"bad {name} body: {extra} bytes after the msgpack map")
+    if not isinstance(value, dict):
+        raise WireError("body", f"bad {name} body: not a msgpack map")
+    return value
+
+
+def decode(data: bytes, max_frame: int = DEFAULT_MAX_FRAME) -> Frame:
+    """Decodes one complete frame (length prefix included)."""
+    if len(data) < 4:
+        raise WireError("truncated", f"truncated frame: {len(data)} of 4 length bytes")
+    (length,) = _PREFIX.unpack(data[:4])
+    check_len(length, max_frame)
+    rest = data[4:]
+    if len(rest) < length:
+        raise WireError("truncated", f"truncated frame: {len(rest)} of {length} bytes")
+    if len(rest) > length:
+        raise WireError("body", f"{len(rest) - length} trailing bytes after the frame")
+    type_, id_ = decode_header(rest[:HEADER_LEN])
+    return Frame(type_, id_, decode_body(type_, rest[HEADER_LEN:]))
+
+
+def read(read_exact: Callable[[int], bytes], max_frame: int) -> Frame:
+    """Reads one frame with ``read_exact(n)`` (which returns fewer bytes only at end of stream).
+
+    :raises EndOfStream: the stream ended between frames.
+    :raises WireError: the bytes are not a frame (oversized lengths before allocating).
+    """
+    prefix = read_exact(4)
+    if not prefix:
+        raise EndOfStream
+    if len(prefix) < 4:
+        raise WireError("truncated", f"truncated frame: {len(prefix)} of 4 length bytes")
+    (length,) = _PREFIX.unpack(prefix)
+    check_len(length, max_frame)
+    rest = read_exact(length)
+    if len(rest) < length:
+        raise WireError("truncated", f"truncated frame: {len(rest)} of {length} bytes")
+    type_, id_ = decode_header(rest[:HEADER_LEN])
+    return Frame(type_, id_, decode_body(type_, rest[HEADER_LEN:]))
+
+
+def to_json_form(value: Any) -> Any:
+    """A body as the JSON test vectors write it: bytes become ``{"$bytes": "<hex>"}``."""
+    if isinstance(value, bytes):
+        return {"$bytes": value.hex()}
+    if isinstance(value, dict):
+        return {k: to_json_form(x) for k, x in value.items()}
+    if isinstance(value, list):
+        return [to_json_form(x) for x in value]
+    return value
+
+
+# ----- bodies, keys in canonical order ----------------------------------------------------
+
+
+def hello_body(*, pid: int, app: str, methods: list[str], max_frame: int) -> dict[str, Any]:
+    """The worker's ready handshake."""
+    return {
+        "protocol": VERSION,
+        "pid": pid,
+        "app": app,
+        "methods": list(methods),
+        "max_frame": max_frame,
+    }
+
+
+def call_body(
+    *,
+    method: str,
+    codec: str,
+    payload: bytes,
+    timeout_ms: int | None = None,
+    traceparent: str | None = None,
+    idempotency_key: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """A call, as the parent sends it."""
+    return {
+        "method": method,
+        "codec": codec,
+        "payload": payload,
+        "timeout_ms": timeout_ms,
+        "traceparent": traceparent,
+        "idempotency_key": idempotency_key,
+        "headers": dict(headers or {}),
+    }
+
+
+def ok_body(*, codec: str, payload: bytes) -> dict[str, Any]:
+    """A successful answer."""
+    return {"codec": codec, "payload": payload}
+
+
+def error_body(*, kind: str, type: str, message: str, traceback: str) -> dict[str, Any]:
+    """A failed call, in the portable error form."""
+    return {"kind": kind, "type": type, "message": message, "traceback": traceback}
+
+
+@dataclass(frozen=True)
+class Call:
+    """A call body, checked."""
+
+    method: str
+    codec: str
+    payload: bytes
+    timeout_ms: int | None
+    traceparent: str | None
+    idempotency_key: str | None
+    headers: dict[str, str]
+
+
+def _opt_str(body: dict[str, Any], key: str) -> str | None:
+    value = body.get(key)
+    if value is None or isinstance(value, str):
+        return value
+    raise WireError("body", f"bad call body: {key!r} must be a string")
+
+
+def read_call(body: dict[str, Any]) -> Call:
+    """Checks a call body's keys and types."""
+    method, codec, payload = body.get("method"), body.get("codec"), body.get("payload")
+    if not isinstance(method, str):
+        raise WireError("body", "bad call body: missing string 'method'")
+    if not isinstance(codec, str):
+        raise WireError("body", "bad call body: missing string 'codec'")
+    if not isinstance(payload, bytes):
+        raise WireError("body", "bad call body: missing binary 'payload'")
+    timeout_ms = body.get("timeout_ms")
+    if timeout_ms is not None and (not isinstance(timeout_ms, int) or timeout_ms < 0):
+        raise WireError("body", "bad call body: 'timeout_ms' must be a non-negative integer")
+    headers = body.get("headers") or {}
+    if not isinstance(headers, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
+    ):
+        raise WireError("body", "bad call body: headers must map strings to strings")
+    return Call(
+        method,
+        codec,
+        payload,
+        timeout_ms,
+        _opt_str(body, "traceparent"),
+        _opt_str(body, "idempotency_key"),
+        headers,
+    )

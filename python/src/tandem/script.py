@@ -1,0 +1,128 @@
+"""One-shot scripts run by ``tandem::process::Script``: payload on stdin, result on stdout.
+
+A script is a file with one decorated function::
+
+    import tandem
+
+    @tandem.script
+    def main(data, ctx):          # ctx is optional: def main(data) works too
+        return {"total": sum(data["values"])}
+
+Run directly (``python report.py``), the decorator runs ``main`` at once and exits:
+
+1. reads all of stdin and decodes it with the codec named by ``TANDEM_CODEC`` (default json);
+2. calls ``main(data)`` or ``main(data, ctx)``; while it runs, ``sys.stdout`` points at stderr,
+   so a stray ``print`` cannot corrupt the result;
+3. on success writes the encoded return value to stdout and exits 0;
+4. on an exception writes ``{"error": {"kind", "type", "message", "traceback"}}`` (always JSON)
+   to stdout and exits 1; the traceback also goes to stderr for people reading logs.
+
+``ctx`` is a :class:`tandem.Context` built from ``TANDEM_METHOD``, ``TANDEM_TIMEOUT_S`` and
+``TRACEPARENT``. Imported as a module (``import report`` in a test), the decorator only returns
+``main`` unchanged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable
+from typing import Any, BinaryIO, TypeVar
+
+from ._codec import decode, encode
+from .app import Context
+from .errors import BadRequest, error_to_wire
+
+__all__ = ["run", "script"]
+
+_log = logging.getLogger("tandem.script")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_ERROR = 1
+"""Exit status of a script whose ``main`` raised (the error is on stdout)."""
+
+
+def _context() -> Context:
+    raw_timeout = os.environ.get("TANDEM_TIMEOUT_S", "")
+    try:
+        timeout_s: float | None = float(raw_timeout) if raw_timeout else None
+    except ValueError:
+        timeout_s = None
+    return Context.with_timeout(
+        os.environ.get("TANDEM_METHOD", "main"),
+        timeout_s,
+        traceparent=os.environ.get("TRACEPARENT") or None,
+        transport="script",
+    )
+
+
+def _takes_ctx(fn: Callable[..., Any]) -> bool:
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    positional = [
+        p
+        for p in params
+        if p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    ]
+    return len(positional) >= 2 or any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in params)
+
+
+def run(
+    fn: Callable[..., Any],
+    *,
+    stdin: BinaryIO | None = None,
+    stdout: BinaryIO | None = None,
+    codec: str | None = None,
+) -> int:
+    """Runs ``fn`` once over the script contract and returns the exit status (0 or 1).
+
+    :param fn: ``main(data)`` or ``main(data, ctx)``.
+    :param stdin: where the payload is read from (default: the process's stdin).
+    :param stdout: where the result or the error is written (default: the process's stdout).
+    :param codec: the payload codec (default: ``$TANDEM_CODEC``, else json).
+    """
+    src = stdin if stdin is not None else sys.stdin.buffer
+    dst = stdout if stdout is not None else sys.stdout.buffer
+    codec = codec or os.environ.get("TANDEM_CODEC") or "json"
+    ctx = _context()
+    try:
+        try:
+            data = decode(codec, src.read())
+        except Exception as exc:
+            raise BadRequest(f"cannot decode the {codec} payload on stdin: {exc}") from exc
+        # Anything printed by main goes to stderr: stdout carries only the answer.
+        with contextlib.redirect_stdout(sys.stderr):
+            result = fn(data, ctx) if _takes_ctx(fn) else fn(data)
+            if inspect.isawaitable(result):
+                import asyncio
+
+                async def _await() -> Any:
+                    return await result
+
+                result = asyncio.run(_await())
+        out = encode(codec, result)
+    except Exception as exc:
+        wire = error_to_wire(exc)
+        _log.error("script %s failed: %s: %s", ctx.method, wire["type"], wire["message"])
+        if wire["traceback"]:
+            sys.stderr.write(wire["traceback"])
+        dst.write(json.dumps({"error": wire}).encode())
+        dst.flush()
+        return EXIT_ERROR
+    dst.write(out)
+    dst.flush()
+    return 0
+
+
+def script(fn: F) -> F:
+    """Marks ``fn`` as the script's entry point; runs it and exits when the file is run directly."""
+    if getattr(fn, "__module__", None) == "__main__":
+        sys.exit(run(fn))
+    return fn

@@ -1,0 +1,238 @@
+"""The pool worker: ``python -m tandem worker MODULE:APP --fd 3``, started by ``tandem::process::Pool``.
+
+Steps (see ``docs/internals/process.md``):
+
+1. Import the app and run its startup hooks (a failure exits non-zero; the parent reports
+   the last stderr lines).
+2. Send ``hello`` on the wire fd (a socketpair end the parent placed on fd 3).
+3. Loop: read a frame, run the call with :meth:`App.call` (sync and async handlers), answer
+   ``ok`` or ``error``. ``ping`` gets ``pong``; ``shutdown`` or end of stream (the parent is gone)
+   ends the loop.
+4. Run the shutdown hooks and exit 0.
+
+The worker never writes to stdout: the wire is a separate socket, and stdout is a pipe the
+parent forwards to its logs line by line, so a handler's ``print()`` is harmless.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from types import FrameType
+from typing import Any, BinaryIO, cast
+
+from . import _wire
+from .app import App, Context
+from .errors import TandemError, error_to_wire
+
+__all__ = ["main", "run"]
+
+log = logging.getLogger("tandem.worker")
+
+
+def _discard(stream: BinaryIO, n: int) -> int:
+    left = n
+    while left:
+        chunk = stream.read(min(left, 1 << 16))
+        if not chunk:
+            break
+        left -= len(chunk)
+    return n - left
+
+
+class _Loop:
+    def __init__(self, app: App, sock: socket.socket, max_frame: int) -> None:
+        self.app = app
+        self.sock = sock
+        self.stream = cast(BinaryIO, sock.makefile("rb", buffering=1 << 16))
+        self.max_frame = max_frame
+        self.max_payload = max(0, max_frame - _wire.FRAME_OVERHEAD)
+
+    def send(self, type_: int, id_: int, body: dict[str, Any]) -> None:
+        self.sock.sendall(_wire.encode(type_, id_, body))
+
+    def next_frame(self) -> _wire.Frame | None:
+        """The next frame; None when the stream ended or a frame was refused and skipped."""
+        prefix = self.stream.read(4) or b""
+        if not prefix:
+            raise _wire.EndOfStream
+        if len(prefix) < 4:
+            raise _wire.WireError("truncated", f"truncated frame: {len(prefix)} of 4 bytes")
+        length = int.from_bytes(prefix, "big")
+        if length > self.max_frame and length >= _wire.HEADER_LEN:
+            # Refuse without allocating: read the header for the id, skip the body, answer.
+            header = self.stream.read(_wire.HEADER_LEN) or b""
+            if len(header) < _wire.HEADER_LEN:
+                raise _wire.WireError("truncated", "truncated frame header")
+            _, id_ = _wire.decode_header(header)
+            _discard(self.stream, length - _wire.HEADER_LEN)
+            self.send(
+                _wire.ERROR,
+                id_,
+                _wire.error_body(
+                    kind="bad_request",
+                    type="tandem.FrameTooLarge",
+                    message=f"frame of {length} bytes exceeds the worker's limit of "
+                    f"{self.max_frame} bytes",
+                    traceback="",
+                ),
+            )
+            return None
+        _wire.check_len(length, self.max_frame)
+        rest = self.stream.read(length) or b""
+        if len(rest) < length:
+            raise _wire.WireError("truncated", f"truncated frame: {len(rest)} of {length} bytes")
+        type_, id_ = _wire.decode_header(rest[: _wire.HEADER_LEN])
+        return _wire.Frame(type_, id_, _wire.decode_body(type_, rest[_wire.HEADER_LEN :]))
+
+    def handle_call(self, frame: _wire.Frame) -> None:
+        try:
+            call = _wire.read_call(frame.body)
+        except _wire.WireError as exc:
+            self.send(_wire.ERROR, frame.id, _error("bad_request", "tandem.BadCall", str(exc)))
+            return
+        deadline = None if call.timeout_ms is None else time.monotonic() + call.timeout_ms / 1000
+        ctx = Context(
+            call.method,
+            deadline,
+            metadata=call.headers,
+            traceparent=call.traceparent,
+            idempotency_key=call.idempotency_key,
+            transport="pool",
+        )
+        try:
+            data, codec = self.app.call(call.method, call.payload, call.codec, ctx)
+        except TandemError as exc:
+            self.send(_wire.ERROR, frame.id, error_to_wire(exc))
+            return
+        except Exception as exc:  # App.call wraps handler errors; this is a last resort
+            self.send(_wire.ERROR, frame.id, error_to_wire(exc))
+            return
+        if len(data) > self.max_payload:
+            self.send(
+                _wire.ERROR,
+                frame.id,
+                _error(
+                    "bad_request",
+                    "tandem.ReplyTooLarge",
+                    f"reply of {call.method!r} is {len(data)} bytes, over max_payload of "
+                    f"{self.max_payload} bytes (raise PoolBuilder::max_payload)",
+                ),
+            )
+            return
+        self.send(_wire.OK, frame.id, _wire.ok_body(codec=codec, payload=data))
+
+    def serve(self) -> None:
+        while True:
+            try:
+                frame = self.next_frame()
+            except _wire.EndOfStream:
+                log.info("wire closed by the parent; exiting")
+                return
+            if frame is None:
+                continue
+            if frame.type == _wire.CALL:
+                self.handle_call(frame)
+            elif frame.type == _wire.PING:
+                self.send(_wire.PONG, frame.id, {})
+            elif frame.type == _wire.SHUTDOWN:
+                log.info("shutdown requested by the parent")
+                return
+            else:
+                log.warning("ignoring unexpected %s frame from the parent", frame.type_name)
+
+
+def _error(kind: str, type_: str, message: str) -> dict[str, Any]:
+    return _wire.error_body(kind=kind, type=type_, message=message, traceback="")
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
+
+
+def run(
+    app: App,
+    *,
+    fd: int = 3,
+    max_frame: int = _wire.DEFAULT_MAX_FRAME,
+    handle_signals: bool = True,
+) -> int:
+    """Serves ``app`` over the wire on ``fd`` until the parent closes it; returns an exit code.
+
+    :param app: the App to serve (its startup hooks run before the ready handshake).
+    :param fd: the wire: a connected stream socket (never 0, 1 or 2).
+    :param max_frame: largest frame accepted or sent, in bytes.
+    :param handle_signals: exit cleanly on SIGTERM and ignore SIGINT (the parent owns Ctrl-C).
+    """
+    if fd in (0, 1, 2):
+        raise ValueError(f"the wire fd must not be stdin, stdout or stderr (got {fd})")
+    os.set_inheritable(fd, False)  # a handler's own subprocesses must not hold the wire open
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(line_buffering=True)  # stray prints reach the parent's logs promptly
+    if handle_signals:
+        signal.signal(signal.SIGTERM, _on_sigterm)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sock = socket.socket(fileno=fd)
+    loop = _Loop(app, sock, max_frame)
+    try:
+        app.startup()
+        loop.send(
+            _wire.HELLO,
+            0,
+            _wire.hello_body(
+                pid=os.getpid(), app=app.name, methods=app.methods(), max_frame=max_frame
+            ),
+        )
+        log.info("worker %d ready: app %r, methods %s", os.getpid(), app.name, app.methods())
+        loop.serve()
+    except _wire.WireError as exc:
+        log.error("parent broke the wire format (%s); exiting", exc)
+        return 3
+    except (BrokenPipeError, ConnectionResetError):
+        log.info("wire closed by the parent; exiting")
+    finally:
+        try:
+            app.shutdown()
+        finally:
+            sock.close()
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    """``python -m tandem worker MODULE:APP [--fd N] [--max-frame BYTES]``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m tandem worker",
+        description="A persistent pool worker. It is started by tandem::process::Pool, which "
+        "passes the wire as an open fd; running it by hand is only useful for debugging.",
+    )
+    parser.add_argument("app", help="the app to serve, as MODULE:APP (e.g. service:app)")
+    parser.add_argument(
+        "--fd",
+        type=int,
+        default=int(os.environ.get("TANDEM_WORKER_FD", "3")),
+        help="fd of the wire socket (default 3, or $TANDEM_WORKER_FD)",
+    )
+    parser.add_argument(
+        "--max-frame",
+        type=int,
+        default=_wire.DEFAULT_MAX_FRAME,
+        help="largest frame in bytes (default 64 MiB + 64 KiB)",
+    )
+    args = parser.parse_args(argv)
+    try:
+        os.fstat(args.fd)
+    except OSError:
+        sys.stderr.write(
+            f"tandem worker: fd {args.fd} is not open. This is a pool worker: it is started by "
+            "tandem::process::Pool, which passes the wire socket as fd 3.\n"
+        )
+        return 2
+    from ._loader import load_app
+
+    app = load_app(args.app)
+    return run(app, fd=args.fd, max_frame=args.max_frame)
