@@ -12,7 +12,8 @@
 //! | `queue` | `queue` | `python -m tandem consume` | reports, batch jobs, anything async |
 //! | `metrics` | `metrics` | `prometheus_client` | Prometheus metrics for every call |
 //!
-//! `full` turns them all on; the default turns none on. The guard layers (`guard`) need no
+//! `full` turns them all on; the default turns none on. The guard layers (`guard`: breaker,
+//! timeout, bulkhead, fallback, retry, `guard::Policy`) and W3C trace context (`trace`) need no
 //! feature.
 //!
 //! See `docs/choosing.md` in the repository for which transport to pick.
@@ -21,9 +22,15 @@
 pub mod bench;
 pub mod call;
 pub mod codec;
+pub mod guard;
+pub mod trace;
 
 pub use call::{BoxError, Error, ErrorKind, Metadata, Request, Response, Transport};
 pub use codec::{Codec, CodecError, Payload};
+
+#[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+pub mod metrics;
 
 #[cfg(feature = "process")]
 #[cfg_attr(docsrs, doc(cfg(feature = "process")))]
