@@ -75,7 +75,11 @@ impl Config {
             if let Some((_, v)) = given.iter().rev().find(|(n, _)| n == flag) {
                 return v.clone();
             }
-            let (_, env, default) = FLAGS.iter().find(|(f, _, _)| *f == flag).copied().unwrap_or(("", "", ""));
+            let (_, env, default) = FLAGS
+                .iter()
+                .find(|(f, _, _)| *f == flag)
+                .copied()
+                .unwrap_or(("", "", ""));
             std::env::var(env).unwrap_or_else(|_| default.to_owned())
         };
         let deadline: u64 = get("risk-deadline-ms")

@@ -36,8 +36,13 @@ pub(crate) async fn send(
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
-    let req = req.body(Full::new(Bytes::from(body))).map_err(|e| e.to_string())?;
-    let resp = client.request(req).await.map_err(|e| format!("{method} {url}: {e}"))?;
+    let req = req
+        .body(Full::new(Bytes::from(body)))
+        .map_err(|e| e.to_string())?;
+    let resp = client
+        .request(req)
+        .await
+        .map_err(|e| format!("{method} {url}: {e}"))?;
     let status = resp.status().as_u16();
     let body = resp
         .into_body()
@@ -110,7 +115,10 @@ impl Proc {
         let child = cmd
             .spawn()
             .map_err(|e| format!("cannot start {name} ({}): {e}", program.display()))?;
-        Ok(Proc { name: name.into(), child: Some(child) })
+        Ok(Proc {
+            name: name.into(),
+            child: Some(child),
+        })
     }
 
     /// The process id (also its group id).
@@ -121,18 +129,26 @@ impl Proc {
     /// Sends `signal` to the group, waits up to `grace` for the leader, then SIGKILLs the
     /// group; returns whether it exited on its own.
     pub(crate) fn stop(&mut self, signal: &str, grace: Duration) -> bool {
-        let Some(mut child) = self.child.take() else { return true };
+        let Some(mut child) = self.child.take() else {
+            return true;
+        };
         let group = format!("-{}", child.id());
         let _ = Command::new("kill").args([signal, "--", &group]).status();
         let end = Instant::now() + grace;
         while Instant::now() < end {
             if let Ok(Some(_)) = child.try_wait() {
-                let _ = Command::new("kill").args(["-KILL", "--", &group]).stderr(Stdio::null()).status();
+                let _ = Command::new("kill")
+                    .args(["-KILL", "--", &group])
+                    .stderr(Stdio::null())
+                    .status();
                 return true;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        let _ = Command::new("kill").args(["-KILL", "--", &group]).stderr(Stdio::null()).status();
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &group])
+            .stderr(Stdio::null())
+            .status();
         let _ = child.wait();
         false
     }
@@ -158,12 +174,26 @@ pub(crate) fn free_port() -> u16 {
 }
 
 /// Starts `python -m tandem serve inference:app` on `port` (with an injected delay).
-pub(crate) fn start_inference(python: &Path, port: u16, delay_ms: u64, log: &Path) -> Result<Proc, String> {
+pub(crate) fn start_inference(
+    python: &Path,
+    port: u16,
+    delay_ms: u64,
+    log: &Path,
+) -> Result<Proc, String> {
     let services = repo_root().join("examples/gateway/services");
     Proc::start(
         "inference",
         python,
-        &["-m", "tandem", "serve", "inference:app", "--port", &port.to_string(), "--workers", "2"],
+        &[
+            "-m",
+            "tandem",
+            "serve",
+            "inference:app",
+            "--port",
+            &port.to_string(),
+            "--workers",
+            "2",
+        ],
         &services,
         &[("GATEWAY_INFERENCE_DELAY_MS", delay_ms.to_string())],
         log,

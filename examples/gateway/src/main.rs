@@ -90,8 +90,7 @@ impl AppState {
 fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -201,7 +200,11 @@ async fn shutdown_signal() {
 }
 
 async fn readyz(State(st): State<AppState>) -> Response {
-    let db_ok = st.db.run(|c| c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))).await.is_ok();
+    let db_ok = st
+        .db
+        .run(|c| c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)))
+        .await
+        .is_ok();
     let body = json!({
         "ready": db_ok,
         "db": db_ok,
@@ -209,13 +212,20 @@ async fn readyz(State(st): State<AppState>) -> Response {
         "reports": st.producer.is_some(),
         "webhooks": webhook::stats(&st.db).await,
     });
-    let status = if db_ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if db_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (status, Json(body)).into_response()
 }
 
 async fn metrics(State(st): State<AppState>) -> Response {
     (
-        [("content-type", "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            "content-type",
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         st.registry.encode(),
     )
         .into_response()
@@ -224,6 +234,10 @@ async fn metrics(State(st): State<AppState>) -> Response {
 async fn webhook_status(State(st): State<AppState>, Path(id): Path<String>) -> Response {
     match webhook::status_of(&st.db, id.clone()).await {
         Some(v) => Json(v).into_response(),
-        None => payment::error(StatusCode::NOT_FOUND, "not_found", format!("no webhook for payment {id}")),
+        None => payment::error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no webhook for payment {id}"),
+        ),
     }
 }

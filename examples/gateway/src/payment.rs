@@ -67,10 +67,15 @@ impl NewPayment {
         if self.merchant_id.is_empty() || self.merchant_id.len() > 64 {
             return Err("merchant_id must be 1 to 64 characters".into());
         }
-        for (name, c) in [("card_country", &self.card_country), ("ip_country", &self.ip_country)] {
+        for (name, c) in [
+            ("card_country", &self.card_country),
+            ("ip_country", &self.ip_country),
+        ] {
             if let Some(c) = c {
                 if c.len() != 2 || !c.bytes().all(|b| b.is_ascii_uppercase()) {
-                    return Err(format!("{name} must be an ISO 3166 alpha-2 code such as \"FR\", got {c:?}"));
+                    return Err(format!(
+                        "{name} must be an ISO 3166 alpha-2 code such as \"FR\", got {c:?}"
+                    ));
                 }
             }
         }
@@ -80,7 +85,11 @@ impl NewPayment {
 
 /// A JSON error response.
 pub(crate) fn error(status: StatusCode, kind: &str, message: impl Into<String>) -> Response {
-    (status, Json(json!({"error": {"kind": kind, "message": message.into()}}))).into_response()
+    (
+        status,
+        Json(json!({"error": {"kind": kind, "message": message.into()}})),
+    )
+        .into_response()
 }
 
 enum Stored {
@@ -90,11 +99,21 @@ enum Stored {
 }
 
 /// The handler.
-pub(crate) async fn create(State(st): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+pub(crate) async fn create(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let started = std::time::Instant::now();
     let p: NewPayment = match serde_json::from_slice(&body) {
         Ok(p) => p,
-        Err(e) => return error(StatusCode::BAD_REQUEST, "invalid_json", format!("payment body: {e}")),
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "invalid_json",
+                format!("payment body: {e}"),
+            )
+        }
     };
     if let Err(e) = p.validate() {
         return error(StatusCode::BAD_REQUEST, "invalid_payment", e);
@@ -138,7 +157,8 @@ pub(crate) async fn create(State(st): State<AppState>, headers: HeaderMap, body:
         .db
         .run(move |c| insert(c, &rec, &p, key.as_deref(), &hash, webhook))
         .await;
-    st.metrics.observe_payment(started.elapsed(), verdict.risk_source);
+    st.metrics
+        .observe_payment(started.elapsed(), verdict.risk_source);
     match result {
         Ok(Stored::Created(v)) => {
             if webhook {

@@ -40,7 +40,9 @@ pub(crate) struct Risk {
 
 impl std::fmt::Debug for Risk {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Risk").field("state", &self.state()).finish()
+        f.debug_struct("Risk")
+            .field("state", &self.state())
+            .finish()
     }
 }
 
@@ -52,7 +54,11 @@ impl Risk {
         registry: &tandem::metrics::Registry,
     ) -> Result<Risk, Error> {
         if uri.is_empty() {
-            return Ok(Risk { svc: None, breaker: None, client: None });
+            return Ok(Risk {
+                svc: None,
+                breaker: None,
+                client: None,
+            });
         }
         let client = tandem::grpc::Client::builder()
             .endpoint(uri)
@@ -83,7 +89,11 @@ impl Risk {
         let layer = policy.layer();
         let breaker = layer.breaker();
         let svc = BoxCloneSyncService::new(layer.layer(predict));
-        Ok(Risk { svc: Some(svc), breaker, client: Some(client) })
+        Ok(Risk {
+            svc: Some(svc),
+            breaker,
+            client: Some(client),
+        })
     }
 
     /// The breaker state and connection health, for `/readyz`.

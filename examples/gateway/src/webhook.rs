@@ -90,7 +90,11 @@ async fn deliver_due(host: &Host, cfg: &Config, db: &Db, registry: &Registry) ->
                  WHERE status = 'pending' AND next_at <= ?1 ORDER BY next_at LIMIT ?2",
             )?;
             let rows = q.query_map(params![now_ms(), BATCH], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?))
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
             })?;
             rows.collect::<rusqlite::Result<Vec<_>>>()
         })
@@ -177,8 +181,10 @@ pub(crate) async fn status_of(db: &Db, id: String) -> Option<Value> {
             "SELECT status, attempts, last_error FROM outbox WHERE payment_id=?1",
             params![id],
             |r| {
-                Ok(json!({"status": r.get::<_, String>(0)?, "attempts": r.get::<_, i64>(1)?,
-                          "last_error": r.get::<_, Option<String>>(2)?}))
+                Ok(
+                    json!({"status": r.get::<_, String>(0)?, "attempts": r.get::<_, i64>(1)?,
+                          "last_error": r.get::<_, Option<String>>(2)?}),
+                )
             },
         )
         .optional()

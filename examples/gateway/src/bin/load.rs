@@ -46,7 +46,10 @@ async fn drive(url: &str, n: usize, concurrency: usize, offset: usize) -> Tally 
                     &client,
                     "POST",
                     &url,
-                    &[("content-type", "application/json"), ("idempotency-key", &key)],
+                    &[
+                        ("content-type", "application/json"),
+                        ("idempotency-key", &key),
+                    ],
                     harness::payment_body(offset + i),
                 )
                 .await;
@@ -122,13 +125,25 @@ async fn bench(n: usize, c: usize, out: &std::path::Path) -> Result<(), String> 
         .map_err(|e| e.to_string())?
         .with_file_name("gateway");
     let mut rows = Vec::new();
-    for (phase, delay) in [("healthy", Some(0u64)), ("slow (200 ms)", Some(200)), ("down", None)] {
+    for (phase, delay) in [
+        ("healthy", Some(0u64)),
+        ("slow (200 ms)", Some(200)),
+        ("down", None),
+    ] {
         let iport = free_port();
         let mut inference = match delay {
             Some(d) => {
-                let p = harness::start_inference(&python, iport, d, &dir.join(format!("inference-{iport}.log")))?;
+                let p = harness::start_inference(
+                    &python,
+                    iport,
+                    d,
+                    &dir.join(format!("inference-{iport}.log")),
+                )?;
                 if !harness::inference_ready(iport, Duration::from_secs(60)).await {
-                    return Err(format!("inference did not become ready; see {}", dir.display()));
+                    return Err(format!(
+                        "inference did not become ready; see {}",
+                        dir.display()
+                    ));
                 }
                 Some(p)
             }
@@ -140,9 +155,12 @@ async fn bench(n: usize, c: usize, out: &std::path::Path) -> Result<(), String> 
             "gateway",
             &gateway_bin,
             &[
-                "--listen", &format!("127.0.0.1:{gport}"),
-                "--db", &db.to_string_lossy(),
-                "--inference", &format!("grpc://127.0.0.1:{iport}"),
+                "--listen",
+                &format!("127.0.0.1:{gport}"),
+                "--db",
+                &db.to_string_lossy(),
+                "--inference",
+                &format!("grpc://127.0.0.1:{iport}"),
             ],
             &dir,
             &[("RUST_LOG", "warn".into())],
@@ -152,7 +170,12 @@ async fn bench(n: usize, c: usize, out: &std::path::Path) -> Result<(), String> 
         let client = http();
         let up = harness::wait_for(Duration::from_secs(30), || {
             let (client, url) = (client.clone(), url.clone());
-            async move { matches!(json(&client, "GET", &format!("{url}/healthz"), &[], vec![]).await, Ok((200, _))) }
+            async move {
+                matches!(
+                    json(&client, "GET", &format!("{url}/healthz"), &[], vec![]).await,
+                    Ok((200, _))
+                )
+            }
         })
         .await;
         if !up {
