@@ -9,7 +9,7 @@ CARGO    ?= cargo
 export TANDEM_PYTHON := $(abspath $(PY))
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: help setup setup-system setup-python setup-rust setup-go test test-rust test-python test-go lint demo bench clean
+.PHONY: help setup setup-system setup-python setup-rust setup-go test test-rust test-python test-go lint demo demo-process bench bench-gateway clean
 
 help:
 	@echo "make demo    run the main job (sets itself up)"
@@ -67,8 +67,14 @@ test-go:
 demo: setup
 	@bash scripts/demo.sh
 
+demo-process: setup
+	@bash scripts/demo-process.sh
+
 bench: setup
 	@bash scripts/bench.sh
+
+bench-gateway: setup
+	@bash scripts/bench-gateway.sh
 
 clean:
 	rm -rf $(VENV) .tandem target

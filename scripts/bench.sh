@@ -8,3 +8,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p bench/results
 cargo bench -q -p tandem --features process --bench process
+bash scripts/bench-gateway.sh

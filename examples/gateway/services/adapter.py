@@ -15,6 +15,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "plugin-adapter"))
 
-from service import adapter, app, servicers, sign  # noqa: E402
+from service import adapter, app, servicers, sign
 
 __all__ = ["adapter", "app", "servicers", "sign"]
