@@ -7,6 +7,9 @@
 //! `--bench` starts its own gateway and inference service per phase (Python healthy, slowed by
 //! 200 ms, stopped) and reports p50/p99 and the ratios to the healthy phase.
 
+// A CLI tool: its results go to stdout.
+#![allow(clippy::print_stdout)]
+
 #[path = "../harness.rs"]
 mod harness;
 
