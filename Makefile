@@ -52,6 +52,7 @@ lint:
 	$(VENV)/bin/ruff check python $(wildcard examples bench)
 	$(VENV)/bin/ruff format --check python $(wildcard examples bench)
 	cd python && ../$(VENV)/bin/mypy
+	$(PY) deploy/check.py
 
 test-rust:
 	$(CARGO) test -q --workspace --all-features

@@ -70,7 +70,7 @@ async fn main() {
             let body = json!({"risk": 0.5, "degraded": err.kind().as_str()});
             Some(Response::new(Payload::json(&body).ok()?).with_header("fallback", "true"))
         })
-        .observer(Arc::new(registry.clone()));
+        .observer(registry.observer());
     let layer = policy.layer();
     let mut svc = layer.layer(python);
 

@@ -15,6 +15,9 @@ CODECS: tuple[CodecName, ...] = ("json", "msgpack", "raw")
 CODEC_IDS: dict[CodecName, int] = {"json": 1, "msgpack": 2, "raw": 3}
 CODEC_BY_ID: dict[int, CodecName] = {v: k for k, v in CODEC_IDS.items()}
 
+# One encoder for every call: json.dumps with non-default options builds a new one each time.
+_JSON_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
 
 class CodecError(ValueError):
     """Bytes that do not decode, or a value that does not encode, with the given codec."""
@@ -61,7 +64,7 @@ def encode(codec: str, value: Any) -> bytes:
                 return bytes(value)
             raise CodecError(f"raw codec: expected bytes, got {type(value).__name__}")
         if codec == "json":
-            return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+            return _JSON_ENCODER.encode(value).encode()
         return bytes(_msgpack().packb(value, use_bin_type=True))
     except CodecError:
         raise

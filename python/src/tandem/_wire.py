@@ -117,16 +117,15 @@ def decode_body(type_: int, data: bytes) -> dict[str, Any]:
     """Decodes a frame body, which must be exactly one msgpack map."""
     name = TYPE_NAMES[type_]
     msgpack = _msgpack()
-    unpacker = msgpack.Unpacker(raw=False, strict_map_key=False, max_buffer_size=len(data) + 1)
-    unpacker.feed(data)
     try:
-        value = unpacker.unpack()
+        value = msgpack.unpackb(data, raw=False, strict_map_key=False)
+    except msgpack.ExtraData as exc:
+        raise WireError(
+            "body", f"bad {name} body: {len(exc.extra)} bytes after the msgpack map"
+        ) from None
     except Exception as exc:
         raise WireError("body", f"bad {name} body: not msgpack: {exc}") from exc
-    extra = len(data) - unpacker.tell()
-    if extra:
-        raise WireError("body", f"bad {name} body: {extra} bytes after the msgpack map")
-    if not isinstance(value, dict):
+    if type(value) is not dict:
         raise WireError("body", f"bad {name} body: not a msgpack map")
     return value
 
@@ -236,36 +235,31 @@ class Call:
     headers: dict[str, str]
 
 
-def _opt_str(body: dict[str, Any], key: str) -> str | None:
-    value = body.get(key)
-    if value is None or isinstance(value, str):
-        return value
-    raise WireError("body", f"bad call body: {key!r} must be a string")
+def _bad(detail: str) -> WireError:
+    return WireError("body", f"bad call body: {detail}")
 
 
 def read_call(body: dict[str, Any]) -> Call:
-    """Checks a call body's keys and types."""
-    method, codec, payload = body.get("method"), body.get("codec"), body.get("payload")
-    if not isinstance(method, str):
-        raise WireError("body", "bad call body: missing string 'method'")
-    if not isinstance(codec, str):
-        raise WireError("body", "bad call body: missing string 'codec'")
-    if not isinstance(payload, bytes):
-        raise WireError("body", "bad call body: missing binary 'payload'")
-    timeout_ms = body.get("timeout_ms")
-    if timeout_ms is not None and (not isinstance(timeout_ms, int) or timeout_ms < 0):
-        raise WireError("body", "bad call body: 'timeout_ms' must be a non-negative integer")
-    headers = body.get("headers") or {}
-    if not isinstance(headers, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
-    ):
-        raise WireError("body", "bad call body: headers must map strings to strings")
-    return Call(
-        method,
-        codec,
-        payload,
-        timeout_ms,
-        _opt_str(body, "traceparent"),
-        _opt_str(body, "idempotency_key"),
-        headers,
-    )
+    """Checks a call body's keys and types (on the hot path: plain type checks only)."""
+    get = body.get
+    method, codec, payload = get("method"), get("codec"), get("payload")
+    timeout_ms, traceparent, key = get("timeout_ms"), get("traceparent"), get("idempotency_key")
+    headers = get("headers") or {}
+    if type(method) is not str:
+        raise _bad("missing string 'method'")
+    if type(codec) is not str:
+        raise _bad("missing string 'codec'")
+    if type(payload) is not bytes:
+        raise _bad("missing binary 'payload'")
+    if timeout_ms is not None and (type(timeout_ms) is not int or timeout_ms < 0):
+        raise _bad("'timeout_ms' must be a non-negative integer")
+    if traceparent is not None and type(traceparent) is not str:
+        raise _bad("'traceparent' must be a string")
+    if key is not None and type(key) is not str:
+        raise _bad("'idempotency_key' must be a string")
+    if type(headers) is not dict:
+        raise _bad("headers must map strings to strings")
+    for k, v in headers.items():
+        if type(k) is not str or type(v) is not str:
+            raise _bad("headers must map strings to strings")
+    return Call(method, codec, payload, timeout_ms, traceparent, key, headers)

@@ -20,17 +20,19 @@ encoded bytes; both decode, run the handler, and encode the answer, raising a
 
 from __future__ import annotations
 
-import asyncio
 import enum
 import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import _codec
 from .errors import BadRequest, Remote, TandemError
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = ["App", "AppState", "Context", "Handler"]
 
@@ -229,6 +231,8 @@ class App:
         if not inspect.isawaitable(result):
             return result
         if self._loop is None:
+            import asyncio  # lazily: asyncio costs ~70 ms of start-up, and sync apps never need it
+
             self._loop = asyncio.new_event_loop()
         return self._loop.run_until_complete(_as_coroutine(result))
 
@@ -301,6 +305,8 @@ class App:
             if reg.is_async:
                 result = await reg.fn(*args)
             else:
+                import asyncio
+
                 result = await asyncio.to_thread(reg.fn, *args)
                 if inspect.isawaitable(result):
                     result = await result

@@ -7,7 +7,7 @@ Steps (see ``docs/internals/process.md``):
 2. Send ``hello`` on the wire fd (a socketpair end the parent placed on fd 3).
 3. Loop: read a frame, run the call with :meth:`App.call` (sync and async handlers), answer
    ``ok`` or ``error``. ``ping`` gets ``pong``; ``shutdown`` or end of stream (the parent is gone)
-   ends the loop.
+   ends the loop. A watchdog thread exits the process if the parent dies mid-call.
 4. Run the shutdown hooks and exit 0.
 
 The worker never writes to stdout: the wire is a separate socket, and stdout is a pipe the
@@ -22,6 +22,7 @@ import os
 import signal
 import socket
 import sys
+import threading
 import time
 from types import FrameType
 from typing import Any, BinaryIO, cast
@@ -155,12 +156,26 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(0)
 
 
+def _watch_parent(parent: int, interval_s: float) -> None:
+    """Exits the process when the parent is gone, even while a handler is busy.
+
+    End of stream on the wire covers an idle worker; this thread covers a handler that never
+    returns (it runs whenever the handler releases the GIL, which pure Python code does).
+    """
+    while True:
+        time.sleep(interval_s)
+        if os.getppid() != parent:
+            log.error("parent %d is gone while a call was running; exiting", parent)
+            os._exit(70)
+
+
 def run(
     app: App,
     *,
     fd: int = 3,
     max_frame: int = _wire.DEFAULT_MAX_FRAME,
     handle_signals: bool = True,
+    watch_parent_s: float | None = 1.0,
 ) -> int:
     """Serves ``app`` over the wire on ``fd`` until the parent closes it; returns an exit code.
 
@@ -168,6 +183,8 @@ def run(
     :param fd: the wire: a connected stream socket (never 0, 1 or 2).
     :param max_frame: largest frame accepted or sent, in bytes.
     :param handle_signals: exit cleanly on SIGTERM and ignore SIGINT (the parent owns Ctrl-C).
+    :param watch_parent_s: check every so many seconds that the parent is alive, and exit if not
+        (covers a handler that never returns); None turns the check off.
     """
     if fd in (0, 1, 2):
         raise ValueError(f"the wire fd must not be stdin, stdout or stderr (got {fd})")
@@ -177,6 +194,13 @@ def run(
     if handle_signals:
         signal.signal(signal.SIGTERM, _on_sigterm)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if watch_parent_s is not None:
+        threading.Thread(
+            target=_watch_parent,
+            args=(os.getppid(), watch_parent_s),
+            name="tandem-parent-watch",
+            daemon=True,
+        ).start()
     sock = socket.socket(fileno=fd)
     loop = _Loop(app, sock, max_frame)
     try:

@@ -110,6 +110,12 @@ impl Registry {
         &self.inner.methods
     }
 
+    /// This registry as a guard [`Observer`](crate::guard::Observer), for
+    /// [`Policy::observer`](crate::guard::Policy::observer) and the layers' `with_observer`.
+    pub fn observer(&self) -> Arc<dyn crate::guard::Observer> {
+        Arc::new(self.clone())
+    }
+
     /// The OpenMetrics text exposition of every metric (ends with `# EOF`).
     pub fn encode(&self) -> String {
         let mut out = String::new();

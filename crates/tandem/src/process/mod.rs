@@ -3,6 +3,10 @@
 //! [`Pool`] keeps warm `python -m tandem worker` processes and sends each call to an idle one
 //! over a length-prefixed msgpack protocol on a dedicated socket ([`frame`] documents the
 //! bytes; `docs/internals/process.md` the whole protocol).
+//!
+//! [`Script`] runs one process per call instead (`python script.py`, payload on stdin, result on
+//! stdout; see [`script`]): no warm state, tens of milliseconds per call, for rare jobs.
+//! `docs/guide-process.md` says when to use which.
 
 mod capture;
 pub mod frame;

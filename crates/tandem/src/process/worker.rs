@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::UnixStream;
 use tokio::sync::watch;
@@ -79,6 +79,15 @@ pub(crate) enum Broken {
     Exited,
     /// The worker sent bytes that are not a valid answer.
     Protocol(String),
+}
+
+/// Why an idle worker must be replaced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum IdleFault {
+    /// It exited or closed the wire.
+    Exited,
+    /// It wrote this many bytes (at least) without being asked.
+    Unsolicited(usize),
 }
 
 /// One running worker process.
@@ -376,6 +385,19 @@ impl Worker {
     /// Resolves once the process has exited (and been reaped).
     pub(crate) async fn exited(&mut self) {
         let _ = self.exit.wait_for(Option::is_some).await;
+    }
+
+    /// Resolves when an idle worker needs replacing: it exited, closed its end of the wire, or
+    /// wrote bytes nobody asked for (a protocol violation that would otherwise fail the next,
+    /// innocent call). Cancel-safe: bytes already read stay buffered.
+    pub(crate) async fn idle_fault(&mut self) -> IdleFault {
+        tokio::select! {
+            _ = self.exit.wait_for(Option::is_some) => IdleFault::Exited,
+            r = self.reader.fill_buf() => match r {
+                Ok([]) | Err(_) => IdleFault::Exited,
+                Ok(bytes) => IdleFault::Unsolicited(bytes.len()),
+            },
+        }
     }
 
     /// Runs one call: writes the call frame and reads the answer.

@@ -132,7 +132,13 @@ async fn killed_process_fails_only_calls_in_flight() {
     // Later calls succeed, and none of them on the dead process.
     load.advance(20).await;
     let mark = load.answered();
+    let failed_before_mark = load.errors.lock().unwrap().len();
     load.advance(60).await;
+    assert_eq!(
+        load.errors.lock().unwrap().len(),
+        failed_before_mark,
+        "calls failed after the client had recovered from the kill"
+    );
     assert!(
         !load.pids_since(mark).contains(&victim),
         "a call was answered by a dead process"
@@ -142,9 +148,12 @@ async fn killed_process_fails_only_calls_in_flight() {
         "{} calls failed when a process was killed: {errors:?}",
         errors.len()
     );
+    // In flight = the calls running on the victim when it died, plus any call written to one of
+    // its sockets in the instant before the client saw those connections close: at most one more
+    // round of the load's callers.
     assert!(
-        errors.len() <= concurrency,
-        "{} calls failed, more than the {concurrency} in flight: {errors:?}",
+        errors.len() <= 2 * concurrency,
+        "{} calls failed, more than could have been in flight ({concurrency} callers): {errors:?}",
         errors.len()
     );
     for e in &errors {

@@ -50,6 +50,15 @@ def spawn_child(p):
         os._exit(1)
     time.sleep(300)
 
+@app.handler("stray_write")
+def stray_write(p):
+    import threading
+    def later():
+        time.sleep(0.2)
+        os.write(3, b"STRAY BYTES FROM A BACKGROUND THREAD")
+    threading.Thread(target=later, daemon=True).start()
+    return "returned"
+
 @app.handler("fds")
 def fds(p):
     out = {}

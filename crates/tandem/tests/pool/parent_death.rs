@@ -1,4 +1,5 @@
-//! A parent killed with SIGKILL leaves no worker running: workers exit on EOF of their wire.
+//! A parent killed with SIGKILL leaves no worker running: idle workers exit on EOF of their
+//! wire, a busy one through its parent watchdog.
 //!
 //! The test re-runs this test binary as a helper process (go-plugin style) that builds a pool,
 //! writes its workers' pids to a file and waits to be killed.
@@ -6,7 +7,7 @@
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::apps::{builder, svc_dir, within};
+use crate::apps::{builder, json, svc_dir, within};
 use crate::support;
 
 const HELPER_ENV: &str = "TANDEM_POOL_HELPER_DIR";
@@ -18,6 +19,10 @@ async fn helper_builds_a_pool_and_waits_to_be_killed() {
     };
     let dir = std::path::PathBuf::from(dir);
     let pool = builder(&dir).workers(2).build().await.unwrap();
+    // One worker is busy with a call that never returns when the parent dies.
+    let busy = pool.clone();
+    tokio::spawn(async move { busy.call(json("sleep", serde_json::json!(300))).await });
+    assert!(support::wait_until(Duration::from_secs(10), || pool.stats().busy == 1).await);
     let pids = support::children(std::process::id())
         .into_iter()
         .map(|p| p.to_string())

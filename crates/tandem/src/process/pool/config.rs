@@ -17,6 +17,17 @@ pub const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Builds a [`Pool`]; every option has a documented default.
 ///
+/// | option | default |
+/// |---|---|
+/// | [`workers`](Self::workers) | number of cores |
+/// | [`python`](Self::python) | [`default_python()`](crate::process::default_python) |
+/// | [`max_queue`](Self::max_queue) | `4 × workers²`, at least 16 |
+/// | [`max_payload`](Self::max_payload) | 64 MiB, each direction |
+/// | [`timeout`](Self::timeout) | 30 s, when the request has no deadline |
+/// | [`start_timeout`](Self::start_timeout) | 10 s |
+/// | [`max_requests`](Self::max_requests) / [`max_memory`](Self::max_memory) | never recycle |
+/// | [`stop_grace`](Self::stop_grace) | 5 s |
+///
 /// ```no_run
 /// # async fn demo() -> Result<(), tandem::Error> {
 /// use std::time::Duration;

@@ -1,39 +1,4 @@
 //! [`Pool`]: a supervised pool of persistent Python workers, each serving one call at a time.
-//!
-//! Every worker is `python -m tandem worker module:app`, started in its own process group
-//! with its end of a socketpair on fd 3; the two sides speak length-prefixed msgpack frames
-//! (see `docs/internals/process.md`), so nothing a handler prints can corrupt the protocol.
-//! A call goes to an idle worker only (a slow call never holds up a fast one); calls wait in
-//! a bounded queue, and a full queue answers [`Error::Overloaded`](crate::Error::Overloaded).
-//!
-//! ```no_run
-//! # async fn demo() -> Result<(), tandem::Error> {
-//! use tandem::{process::Pool, Payload, Request};
-//!
-//! let pool = Pool::builder("service:app").workers(2).build().await?;
-//! let resp = pool
-//!     .call(Request::new("score", Payload::json(&serde_json::json!({"amount": 12})).unwrap()))
-//!     .await?;
-//! let value: serde_json::Value = resp.decode().unwrap();
-//! pool.shutdown().await;
-//! # Ok(()) }
-//! ```
-//!
-//! # Caveats
-//!
-//! - **Deadlines kill.** The pool owns each call's deadline (the request's, else
-//!   [`PoolBuilder::timeout`]). When it passes, the worker's whole process group is SIGKILLed,
-//!   reaped and replaced, and only that call fails with `Timeout`. Dropping a call's future
-//!   (cancellation) does the same to the worker running it.
-//! - **Crashes.** A worker that dies mid-call (exit, segfault, OOM kill) fails that call with
-//!   `Unavailable` naming the exit status and its last stderr lines; it is replaced at once,
-//!   then with growing backoff while crashes repeat. Workers that die before becoming ready
-//!   again and again are a crash loop: calls then fail fast with `Unavailable` until one starts.
-//! - **Dropping** the last `Pool` handle SIGKILLs every worker's process group; their reaper
-//!   threads collect them. Call [`Pool::shutdown`] to finish in-flight and queued calls first.
-//! - **Parent death.** Workers exit on EOF of their control socket, so a parent killed with
-//!   SIGKILL leaves no worker behind (a handler stuck in C code exits once it returns).
-//! - **Ordering.** Calls start in submission order but may finish in any order.
 
 mod config;
 mod slot;
@@ -80,7 +45,45 @@ pub struct PoolStats {
 
 /// A supervised pool of persistent Python workers; a cheap, cloneable handle.
 ///
-/// See the [module docs](self) for behaviour and caveats.
+/// Every worker is `python -m tandem worker module:app`, started in its own process group
+/// with its end of a socketpair on fd 3; the two sides speak length-prefixed msgpack frames
+/// (see `docs/internals/process.md`), so nothing a handler prints can corrupt the protocol.
+/// A call goes to an idle worker only (a slow call never holds up a fast one); calls wait in
+/// a bounded queue, and a full queue answers [`Error::Overloaded`](crate::Error::Overloaded).
+///
+/// Choose the pool for hot, small calls where a one-shot script's ~20–150 ms spawn is too slow
+/// and gRPC is more than the job needs (see `docs/choosing.md`); the protocol and every failure
+/// mode are in `docs/internals/process.md`.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), tandem::Error> {
+/// use tandem::{process::Pool, Payload, Request};
+///
+/// let pool = Pool::builder("service:app").workers(2).build().await?;
+/// let resp = pool
+///     .call(Request::new("score", Payload::json(&serde_json::json!({"amount": 12})).unwrap()))
+///     .await?;
+/// let value: serde_json::Value = resp.decode().unwrap();
+/// pool.shutdown().await;
+/// # Ok(()) }
+/// ```
+///
+/// # Caveats
+///
+/// - **Deadlines kill.** The pool owns each call's deadline (the request's, else
+///   [`PoolBuilder::timeout`]). When it passes, the worker's whole process group is SIGKILLed,
+///   reaped and replaced, and only that call fails with `Timeout`. Dropping a call's future
+///   (cancellation) does the same to the worker running it.
+/// - **Crashes.** A worker that dies mid-call (exit, segfault, OOM kill) fails that call with
+///   `Unavailable` naming the exit status and its last stderr lines; it is replaced at once,
+///   then with growing backoff while crashes repeat. Workers that die before becoming ready
+///   again and again are a crash loop: calls then fail fast with `Unavailable` until one starts.
+/// - **Dropping** the last `Pool` handle SIGKILLs every worker's process group; their reaper
+///   threads collect them. Call [`Pool::shutdown`] to finish in-flight and queued calls first.
+/// - **Parent death.** Idle workers exit on EOF of their control socket and busy ones through a
+///   parent watchdog, so a parent killed with SIGKILL leaves no worker behind (except a handler
+///   holding the GIL inside C code, which exits once it returns).
+/// - **Ordering.** Calls start in submission order but may finish in any order.
 #[derive(Clone)]
 pub struct Pool {
     inner: Arc<Inner>,

@@ -12,7 +12,7 @@ use super::state::{Job, Shared};
 use crate::call::{Error, Response, Transport};
 use crate::codec::{Codec, Payload};
 use crate::process::frame::CallBody;
-use crate::process::worker::{rss_bytes, Broken, Worker, WorkerConfig};
+use crate::process::worker::{rss_bytes, Broken, IdleFault, Worker, WorkerConfig};
 
 /// Consecutive start failures after which a slot reports a crash loop.
 const CRASH_LOOP_AFTER: u32 = 3;
@@ -179,9 +179,22 @@ impl Slot {
         loop {
             let job = tokio::select! {
                 biased;
-                () = worker.exited() => {
-                    let reason = worker.death_reason().await;
-                    tracing::warn!(pid = worker.pid(), "idle {reason}; replacing it");
+                fault = worker.idle_fault() => {
+                    match fault {
+                        IdleFault::Exited => {
+                            let reason = worker.death_reason().await;
+                            tracing::warn!(pid = worker.pid(), "idle {reason}; replacing it");
+                        }
+                        IdleFault::Unsolicited(n) => {
+                            tracing::warn!(
+                                pid = worker.pid(),
+                                "idle worker wrote {n} bytes nobody asked for (protocol \
+                                 violation; last stderr: {}); replacing it",
+                                worker.stderr_tail()
+                            );
+                            worker.kill().await;
+                        }
+                    }
                     abort_replacement(&mut replacement);
                     return false;
                 }
