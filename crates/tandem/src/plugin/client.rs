@@ -13,7 +13,8 @@ use tokio::time::Instant;
 use tonic::transport::Channel;
 
 use super::config::{Builder, Config};
-use super::instance::{self, Instance, Lease, ReattachConfig};
+use super::instance::{self, Instance, Lease};
+use super::reattach::{self, ReattachConfig};
 use super::{reload, supervisor};
 use crate::proto::call::{call_client::CallClient, call_reply, CallRequest};
 use crate::{Codec, Error, Payload, Request, Response, Transport};
@@ -73,7 +74,8 @@ impl Drop for Shared {
 ///
 /// - Dropping the last clone without `kill` sends SIGKILL to the process group at once (no
 ///   graceful Shutdown); the child is reaped by a background task while the runtime runs.
-/// - A call on a plugin that crashes mid-call fails with `Unavailable`; it is not retried.
+/// - A call on a plugin that crashes mid-call fails with `Unavailable`; it is resent to the
+///   restarted plugin only if its request never left the host.
 #[derive(Debug, Clone)]
 pub struct Host {
     pub(crate) shared: Arc<Shared>,
@@ -119,7 +121,7 @@ impl Host {
     ///
     /// `Unavailable` if the pid is gone or the plugin does not answer its health check.
     pub async fn reattach(config: ReattachConfig) -> Result<Host, Error> {
-        let instance = instance::reattach(&config, 0, "reattached".to_owned()).await?;
+        let instance = reattach::reattach(&config, 0, "reattached".to_owned()).await?;
         let host = Host::from_slot(None, Slot::Ready(instance));
         supervisor::spawn(&host);
         Ok(host)
@@ -254,13 +256,11 @@ impl Host {
     /// deadline, `Protocol` when the reply is malformed.
     pub async fn call(&self, request: Request) -> Result<Response, Error> {
         let deadline = request.metadata().deadline.map(Instant::from_std);
-        let mut request = request;
         let mut attempts = 0;
         loop {
             attempts += 1;
             let lease = self.acquire(deadline, request.method()).await?;
-            let again = request.clone();
-            match invoke(&lease, request).await {
+            match invoke(&lease, &request).await {
                 Ok(r) => return Ok(r),
                 // The plugin is dying and the call never reached it: safe to send to the next
                 // instance. (Its socket can close a moment before the exit is reaped.)
@@ -270,7 +270,6 @@ impl Host {
                     if dying.await.is_err() {
                         return Err(e);
                     }
-                    request = again;
                 }
                 Err((e, _)) => return Err(e),
             }
@@ -278,13 +277,17 @@ impl Host {
     }
 }
 
-/// Whether the RPC failed while connecting, so nothing was sent (the plugin's socket refused,
-/// vanished or reset during the TLS handshake).
+/// Whether the RPC failed before its request left the host: while connecting (the plugin's
+/// socket refused, vanished or reset during the TLS handshake), or queued on a connection that
+/// closed before the request was written (hyper's "canceled").
 fn never_sent(status: &tonic::Status) -> bool {
     let mut cur: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(status);
     while let Some(e) = cur {
         if e.is::<super::conn::DialError>() {
             return true;
+        }
+        if let Some(h) = e.downcast_ref::<hyper::Error>() {
+            return h.is_canceled();
         }
         cur = e.source();
     }
@@ -292,19 +295,23 @@ fn never_sent(status: &tonic::Status) -> bool {
 }
 
 /// One attempt; the error comes with whether the request was never sent.
-async fn invoke(lease: &Lease, request: Request) -> Result<Response, (Error, bool)> {
+async fn invoke(lease: &Lease, request: &Request) -> Result<Response, (Error, bool)> {
     let inst = &lease.instance;
-    let (method, payload, meta) = request.into_parts();
+    let (method, payload, meta) = (request.method(), request.payload(), request.metadata());
     let target = format!("{method} on plugin {} (pid {})", inst.name, inst.pid);
     let started = Instant::now();
     let traceparent = meta.traceparent.clone();
     let mut req = tonic::Request::new(CallRequest {
-        method,
+        method: method.to_owned(),
         codec: payload.codec().as_str().to_owned(),
-        payload: payload.into_bytes().to_vec(),
-        metadata: meta.headers.into_iter().collect(),
+        payload: payload.bytes().to_vec(),
+        metadata: meta
+            .headers
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
         traceparent: traceparent.clone().unwrap_or_default(),
-        idempotency_key: meta.idempotency_key.unwrap_or_default(),
+        idempotency_key: meta.idempotency_key.clone().unwrap_or_default(),
     });
     if let Some(deadline) = meta.deadline {
         let remaining = deadline.saturating_duration_since(std::time::Instant::now());

@@ -15,7 +15,7 @@ pub const DEFAULT_COOKIE_KEY: &str = "TANDEM_PLUGIN";
 pub const DEFAULT_COOKIE_VALUE: &str = "5f0b7c2e-tandem-go-plugin";
 
 /// Everything a [`Host`] needs to start and supervise one plugin.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub(crate) struct Config {
     pub(crate) program: PathBuf,
     pub(crate) args: Vec<OsString>,
@@ -41,6 +41,24 @@ pub(crate) struct Config {
     pub(crate) drain_timeout: Duration,
     pub(crate) watch_interval: Option<Duration>,
     pub(crate) reload_on_sighup: bool,
+}
+
+/// Environment values may hold credentials: `Debug` shows their names only.
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let env: Vec<_> = self.env.iter().map(|(k, _)| k).collect();
+        f.debug_struct("Config")
+            .field("program", &self.program)
+            .field("args", &self.args)
+            .field("env_names", &env)
+            .field("name", &self.name)
+            .field("cookie_key", &self.cookie_key)
+            .field("versions", &self.versions)
+            .field("auto_mtls", &self.auto_mtls)
+            .field("start_timeout", &self.start_timeout)
+            .field("restart", &self.restart)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Config {
@@ -242,6 +260,9 @@ impl Builder {
 
     /// Starts the plugin and returns once it answers its health check.
     ///
+    /// Dropping the returned future before it resolves kills the half-started plugin's process
+    /// group and removes its socket directory.
+    ///
     /// # Errors
     ///
     /// `Unavailable` when the process cannot start, exits, hangs past the start timeout, fails
@@ -249,5 +270,18 @@ impl Builder {
     /// any stdout line); `Protocol` when its handshake line is invalid.
     pub async fn start(self) -> Result<Host, Error> {
         Host::start(self.config).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_hides_environment_values() {
+        let b = Builder::new("plugin").env("API_TOKEN", "s3cr3t");
+        let shown = format!("{b:?}");
+        assert!(shown.contains("API_TOKEN"), "{shown}");
+        assert!(!shown.contains("s3cr3t"), "{shown}");
     }
 }

@@ -33,19 +33,19 @@ pub(crate) struct Instance {
     pub(crate) channel: Channel,
     pub(crate) handshake: Handshake,
     /// Whether this process is ours (a process group we made) or reattached.
-    owned: bool,
+    pub(crate) owned: bool,
     /// Reattached in test mode: never killed.
-    test: bool,
-    exit: watch::Receiver<Option<String>>,
-    inflight: AtomicUsize,
-    idle: Notify,
-    killed: OnceCell<()>,
-    detached: std::sync::atomic::AtomicBool,
-    tasks: Mutex<Vec<JoinHandle<()>>>,
-    readers: Mutex<Vec<JoinHandle<()>>>,
-    socket_dir: Option<PathBuf>,
-    kill_timeout: Duration,
-    pipe_timeout: Duration,
+    pub(crate) test: bool,
+    pub(crate) exit: watch::Receiver<Option<String>>,
+    pub(crate) inflight: AtomicUsize,
+    pub(crate) idle: Notify,
+    pub(crate) killed: OnceCell<()>,
+    pub(crate) detached: std::sync::atomic::AtomicBool,
+    pub(crate) tasks: Mutex<Vec<JoinHandle<()>>>,
+    pub(crate) readers: Mutex<Vec<JoinHandle<()>>>,
+    pub(crate) socket_dir: Option<PathBuf>,
+    pub(crate) kill_timeout: Duration,
+    pub(crate) pipe_timeout: Duration,
 }
 
 /// Marks one call in flight on an instance; dropping it ends the call.
@@ -283,6 +283,17 @@ fn resolve(program: &std::path::Path) -> PathBuf {
         .unwrap_or_else(|| program.to_path_buf())
 }
 
+/// Removes a socket directory on drop unless disarmed (an abandoned start cleans up).
+struct DirGuard(Option<PathBuf>);
+
+impl Drop for DirGuard {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.take() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
 fn socket_dir() -> std::io::Result<PathBuf> {
     use std::os::unix::fs::DirBuilderExt as _;
     let n = SOCKET_DIRS.fetch_add(1, Ordering::Relaxed);
@@ -309,6 +320,7 @@ pub(crate) async fn start(config: &Config, id: u64) -> Result<Arc<Instance>, Err
             Some(Box::new(e)),
         )
     })?;
+    let mut dir_guard = DirGuard(Some(dir.clone()));
     let cert = if config.auto_mtls {
         Some(tls::HostCert::generate().map_err(|e| {
             unavailable(
@@ -347,14 +359,15 @@ pub(crate) async fn start(config: &Config, id: u64) -> Result<Arc<Instance>, Err
     })?;
     let pid = child.pid;
     // From here on, any failure must kill the group, reap it and remove the directory.
-    let fail = |child: Child, reason: String, protocol: bool| {
+    let fail = |mut child: Child, reason: String, protocol: bool| {
         let dir = dir.clone();
         let target = target.clone();
         async move {
             sys::signal_group(child.pid, sys::SIGKILL);
             let mut exit = child.exit.clone();
             process::wait_exit(&mut exit, Duration::from_secs(5)).await;
-            process::wait_readers(child.readers, Duration::from_millis(500)).await;
+            let readers = std::mem::take(&mut child.readers);
+            process::wait_readers(readers, Duration::from_millis(500)).await;
             let _ = std::fs::remove_dir_all(&dir);
             if protocol {
                 Error::protocol(Transport::Plugin, target, reason)
@@ -439,6 +452,9 @@ pub(crate) async fn start(config: &Config, id: u64) -> Result<Arc<Instance>, Err
         }
     };
     let tasks = open_streams(&channel, &config.name, &config.sinks);
+    // The instance owns the process and the directory from here (its Drop cleans up).
+    child.armed = false;
+    dir_guard.0 = None;
     let instance = Arc::new(Instance {
         id,
         pid,
@@ -535,77 +551,4 @@ pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
         cur = inner.source();
     }
     s
-}
-
-/// How to reach a plugin started by someone else (go-plugin's `ReattachConfig`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReattachConfig {
-    /// Where it listens.
-    pub address: handshake::Address,
-    /// Its process id.
-    pub pid: u32,
-    /// The app protocol version it speaks.
-    pub protocol_version: u32,
-    /// Test mode: `kill` closes the connection but never signals the process.
-    pub test: bool,
-}
-
-/// Attaches to a running plugin: no handshake, no TLS, no stdio or logs; exit is noticed by
-/// polling the pid.
-pub(crate) async fn reattach(
-    config: &ReattachConfig,
-    id: u64,
-    name: String,
-) -> Result<Arc<Instance>, Error> {
-    let target = format!("plugin at {} (pid {})", config.address, config.pid);
-    if !sys::pid_alive(config.pid) {
-        return Err(Error::unavailable(
-            Transport::Plugin,
-            target,
-            "process not found (check the pid; the plugin may have exited)",
-        ));
-    }
-    let channel = conn::connect_lazy(config.address.clone());
-    let (exit_tx, exit) = watch::channel(None);
-    let pid = config.pid;
-    let poller = tokio::spawn(async move {
-        while sys::pid_alive(pid) {
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-        let _ = exit_tx.send(Some("exited (reattached; status unknown)".to_owned()));
-    });
-    let instance = Arc::new(Instance {
-        id,
-        pid,
-        name,
-        channel,
-        handshake: Handshake {
-            app_version: config.protocol_version,
-            address: config.address.clone(),
-            server_cert: None,
-            multiplex: None,
-        },
-        owned: false,
-        test: config.test,
-        exit,
-        inflight: AtomicUsize::new(0),
-        idle: Notify::new(),
-        killed: OnceCell::new(),
-        detached: std::sync::atomic::AtomicBool::new(false),
-        tasks: Mutex::new(vec![poller]),
-        readers: Mutex::new(Vec::new()),
-        socket_dir: None,
-        kill_timeout: Duration::from_secs(2),
-        pipe_timeout: Duration::ZERO,
-    });
-    instance
-        .ping(Duration::from_secs(5))
-        .await
-        .map_err(|e| Error::Unavailable {
-            transport: Transport::Plugin,
-            target,
-            reason: format!("reattach failed: {e}"),
-            source: Some(Box::new(e)),
-        })?;
-    Ok(instance)
 }

@@ -44,7 +44,8 @@
 //!   key (P-521 included). No CA path or name checks are done: the pin is the trust anchor,
 //!   and the stdout pipe, private to host and plugin, is what makes it trustworthy.
 //! - **Cancellation.** Dropping a call future abandons the RPC (gRPC cancels it on the plugin).
-//!   A plugin that crashes mid-call fails that call with `Unavailable`; calls are not retried.
+//!   A plugin that crashes mid-call fails that call with `Unavailable`; only a call that never
+//!   left the host (dial failed while the plugin was dying) is sent again to the next instance.
 //! - **Ordering.** Calls are concurrent HTTP/2 streams; no ordering between them.
 //! - **Reattach** attaches without the handshake: no TLS, no logs, no restarts.
 
@@ -55,6 +56,7 @@ mod conn;
 mod handshake;
 mod instance;
 mod process;
+mod reattach;
 mod reload;
 mod stdio;
 mod supervisor;
@@ -67,7 +69,7 @@ pub use config::{Builder, DEFAULT_COOKIE_KEY, DEFAULT_COOKIE_VALUE};
 pub use handshake::{
     parse as parse_handshake, Address, Handshake, HandshakeError, CORE_PROTOCOL_VERSION,
 };
-pub use instance::ReattachConfig;
+pub use reattach::ReattachConfig;
 pub use stdio::{
     Channel, Level, LogCallback, LogParser, LogRecord, Sinks, StdioCallback, MAX_LINE,
 };

@@ -24,6 +24,17 @@ pub(crate) struct Child {
     pub(crate) first_line: Option<oneshot::Receiver<Option<Vec<u8>>>>,
     pub(crate) stderr_tail: Arc<Mutex<VecDeque<String>>>,
     pub(crate) readers: Vec<JoinHandle<()>>,
+    /// While armed, dropping this kills the group: a start abandoned half-way (its future
+    /// dropped, e.g. by a caller's timeout or `kill`) leaves no process behind.
+    pub(crate) armed: bool,
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        if self.armed {
+            super::sys::signal_group(self.pid, super::sys::SIGKILL);
+        }
+    }
 }
 
 /// How a process ended, in words: `status 1` or `signal 9`.
@@ -133,6 +144,7 @@ pub(crate) fn spawn(config: &Config, env: Vec<(String, String)>) -> std::io::Res
         first_line: Some(first_line),
         stderr_tail,
         readers,
+        armed: true,
     })
 }
 

@@ -187,3 +187,19 @@ async fn missing_program_names_it() {
     let err = fails("missing", Host::builder(dir.join("no-such-plugin")), &dir).await;
     assert_words(&err, &["cannot spawn", "no-such-plugin"]);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn abandoned_start_leaves_no_process() {
+    let dir = test_dir("abandoned");
+    let mut start = Box::pin(
+        misbehave("hang", &dir)
+            .start_timeout(Duration::from_secs(60))
+            .start(),
+    );
+    tokio::select! {
+        r = &mut start => panic!("start ended: {:?}", r.map(|_| ())),
+        ran = crate::support::wait_until(Duration::from_secs(10), || read_pid(&dir).is_some()) => assert!(ran),
+    }
+    drop(start); // e.g. the caller's own timeout fired
+    assert_gone(read_pid(&dir).unwrap()).await;
+}

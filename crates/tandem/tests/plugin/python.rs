@@ -5,8 +5,10 @@ use std::time::Duration;
 use tandem::plugin::Host;
 use tandem::{Error, Payload, Request};
 
-use crate::helpers::assert_gone;
-use crate::support::{python, repo_root, test_dir, write_file};
+use tandem::plugin::{Channel, Level};
+
+use crate::helpers::{assert_gone, Captured};
+use crate::support::{python, repo_root, test_dir, wait_until, write_file};
 
 const APP: &str = r#"
 import tandem
@@ -16,6 +18,13 @@ app = tandem.App("pyplug")
 
 @app.handler("echo")
 def echo(payload, ctx):
+    return payload
+
+
+@app.handler("talk")
+def talk(payload, ctx):
+    print("py-stdout", flush=True)
+    ctx.logger.warning("py-log")
     return payload
 
 
@@ -35,12 +44,15 @@ async fn python_round_trip(tls: bool) {
     }
     let dir = test_dir(if tls { "py-plugin-tls" } else { "py-plugin" });
     write_file(&dir, "pyplug.py", APP);
-    let host = Host::builder(python())
+    let out = Captured::default();
+    let builder = Host::builder(python())
         .args(["-m", "tandem", "plugin", "pyplug:app"])
         .current_dir(&dir)
         .env("PYTHONPATH", &dir)
         .auto_mtls(tls)
-        .start_timeout(Duration::from_secs(30))
+        .start_timeout(Duration::from_secs(30));
+    let host = out
+        .attach(builder)
         .start()
         .await
         .expect("start the Python plugin");
@@ -55,6 +67,24 @@ async fn python_round_trip(tls: bool) {
     assert_eq!(
         reply.decode::<serde_json::Value>().unwrap(),
         serde_json::json!({"x": [1, 2]})
+    );
+    // print() goes over GRPCStdio; the handler's logger writes hclog JSON on stderr.
+    let talk =
+        Request::new("talk", Payload::json(&0).unwrap()).with_timeout(Duration::from_secs(10));
+    host.call(talk).await.unwrap();
+    assert!(
+        wait_until(Duration::from_secs(5), || out
+            .has_stdio(Channel::Stdout, "py-stdout"))
+        .await,
+        "stdio: {:?}",
+        out.stdio.lock().unwrap()
+    );
+    let warned =
+        |r: &tandem::plugin::LogRecord| r.level == Level::Warn && r.message.contains("py-log");
+    assert!(
+        wait_until(Duration::from_secs(5), || out.has_log(warned)).await,
+        "logs: {:?}",
+        out.logs.lock().unwrap()
     );
     let err = host
         .call(
