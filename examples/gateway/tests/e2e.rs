@@ -399,5 +399,7 @@ async fn gateway_end_to_end() {
     })
     .await;
     assert!(gone, "children {kids:?} of the gateway outlived it");
+    // Stop the peers (Redis reads its pid file from the directory) before removing it.
+    drop((_receiver, _consumer, inference, gateway, _redis));
     let _ = std::fs::remove_dir_all(&dir);
 }
