@@ -107,3 +107,31 @@ impl Config {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn flags_override_defaults() {
+        let c = Config::from_args(args(&["--listen", "127.0.0.1:1", "--risk-deadline-ms=20"]))
+            .expect("config");
+        assert_eq!(c.listen, "127.0.0.1:1");
+        assert_eq!(c.risk_deadline, Duration::from_millis(20));
+    }
+
+    #[test]
+    fn unknown_flag_and_bad_deadline_say_what_to_do() {
+        let e = Config::from_args(args(&["--nope", "1"])).expect_err("unknown");
+        assert!(
+            e.contains("unknown flag --nope") && e.contains("usage"),
+            "{e}"
+        );
+        let e = Config::from_args(args(&["--risk-deadline-ms", "soon"])).expect_err("bad");
+        assert!(e.contains("milliseconds"), "{e}");
+    }
+}

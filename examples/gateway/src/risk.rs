@@ -167,3 +167,41 @@ pub(crate) fn rules(p: &NewPayment, reason: String) -> Verdict {
         fallback_reason: Some(reason),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn payment(amount_cents: i64, card: &str, ip: &str) -> NewPayment {
+        serde_json::from_value(json!({
+            "amount_cents": amount_cents, "currency": "EUR", "merchant_id": "m",
+            "card_country": card, "ip_country": ip,
+        }))
+        .expect("payment")
+    }
+
+    #[test]
+    fn rules_approve_small_domestic_payments() {
+        let v = rules(&payment(1_000, "FR", "FR"), "down".into());
+        assert_eq!(
+            (v.decision.as_str(), v.risk_source),
+            ("approve", "fallback")
+        );
+    }
+
+    #[test]
+    fn rules_review_large_cross_border_and_decline_sanctioned() {
+        assert_eq!(
+            rules(&payment(200_000, "FR", "US"), String::new()).decision,
+            "review"
+        );
+        assert_eq!(
+            rules(&payment(600_000, "FR", "US"), String::new()).decision,
+            "decline"
+        );
+        assert_eq!(
+            rules(&payment(100, "FR", "KP"), String::new()).decision,
+            "decline"
+        );
+    }
+}
