@@ -50,7 +50,14 @@ pub(crate) async fn run(
         if host.is_none() {
             match start(&cfg).await {
                 Ok(h) => host = Some(h),
-                Err(e) => tracing::warn!("webhook adapter plugin did not start: {e}; retrying"),
+                Err(e) => {
+                    tracing::warn!("webhook adapter plugin did not start: {e}; retrying in 5 s");
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                        _ = stop.changed() => {}
+                    }
+                    continue;
+                }
             }
         }
         let mut more = false;
