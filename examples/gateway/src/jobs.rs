@@ -43,7 +43,7 @@ pub(crate) async fn create_report(State(st): State<AppState>) -> Response {
     };
     let rows = st
         .db
-        .run(|c| {
+        .read(|c| {
             let mut q =
                 c.prepare("SELECT id, merchant_id, currency, amount_cents FROM payments")?;
             let rows = q.query_map([], |r| {

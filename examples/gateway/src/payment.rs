@@ -132,7 +132,7 @@ pub(crate) async fn create(
     let hash = hex::encode(Sha256::digest(&body));
     if let Some(k) = key.clone() {
         let h = hash.clone();
-        match st.db.run(move |c| lookup(c, &k, &h)).await {
+        match st.db.read(move |c| lookup(c, &k, &h)).await {
             Ok(Some(s)) => return stored_response(s),
             Ok(None) => {}
             Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, "storage", e),

@@ -166,7 +166,7 @@ async fn deliver_due(host: &Host, cfg: &Config, db: &Db, registry: &Registry) ->
 
 /// Outbox counts by status.
 pub(crate) async fn stats(db: &Db) -> Value {
-    db.run(|c| {
+    db.read(|c| {
         let mut q = c.prepare("SELECT status, COUNT(*) FROM outbox GROUP BY status")?;
         let rows = q.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
         let mut out = serde_json::Map::new();
@@ -182,7 +182,7 @@ pub(crate) async fn stats(db: &Db) -> Value {
 
 /// One payment's delivery status.
 pub(crate) async fn status_of(db: &Db, id: String) -> Option<Value> {
-    db.run(move |c| {
+    db.read(move |c| {
         use rusqlite::OptionalExtension;
         c.query_row(
             "SELECT status, attempts, last_error FROM outbox WHERE payment_id=?1",
