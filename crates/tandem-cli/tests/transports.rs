@@ -245,6 +245,7 @@ fn redis_call_bench_and_queue_admin_against_a_real_consumer() {
         assert!(group.get(key).is_some(), "no {key} in {group}");
     }
     for line in &stats {
+        assert_eq!(line["schema"], 1, "{line}");
         let flat = line
             .as_object()
             .unwrap()

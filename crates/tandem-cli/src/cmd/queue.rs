@@ -71,7 +71,7 @@ pub(crate) async fn run(args: QueueArgs) -> Result<(), Failure> {
             let n = admin.replay(count).await.map_err(Failure::Call)?;
             let row = json!({"type": "replay", "stream": t.stream, "replayed": n});
             if args.json {
-                vec![row.to_string()]
+                vec![json_line(&row)]
             } else {
                 vec![format!("replayed {n} dead letter(s) onto {}", t.stream)]
             }
@@ -80,7 +80,7 @@ pub(crate) async fn run(args: QueueArgs) -> Result<(), Failure> {
             let n = admin.purge_dead().await.map_err(Failure::Call)?;
             let row = json!({"type": "purge", "stream": t.stream, "purged": n});
             if args.json {
-                vec![row.to_string()]
+                vec![json_line(&row)]
             } else {
                 vec![format!("purged {n} dead letter(s) of {}", t.stream)]
             }
@@ -91,6 +91,18 @@ pub(crate) async fn run(args: QueueArgs) -> Result<(), Failure> {
     }
     Ok(())
 }
+
+/// One `--json` line: the object with `schema` (docs/cli-json.md) added.
+fn json_line(v: &Value) -> String {
+    let mut v = v.clone();
+    if let Value::Object(map) = &mut v {
+        map.insert("schema".to_owned(), json!(SCHEMA));
+    }
+    v.to_string()
+}
+
+/// Version of the `tandem queue --json` objects.
+const SCHEMA: u32 = 1;
 
 fn millis(d: std::time::Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
@@ -140,7 +152,7 @@ fn stats_output(s: &Stats, as_json: bool) -> Vec<String> {
                 }));
             }
         }
-        return rows.iter().map(Value::to_string).collect();
+        return rows.iter().map(json_line).collect();
     }
     let mut out = vec![format!(
         "stream {}: length {} · dead {} · delayed {} · {} group(s)",
@@ -181,7 +193,7 @@ fn stats_output(s: &Stats, as_json: bool) -> Vec<String> {
 /// Rows as JSON lines, or as a table of `columns` (with a line when there are none).
 fn output(rows: Vec<Value>, as_json: bool, columns: &[&str]) -> Vec<String> {
     if as_json {
-        return rows.iter().map(Value::to_string).collect();
+        return rows.iter().map(json_line).collect();
     }
     if rows.is_empty() {
         return vec!["(none)".to_owned()];
@@ -233,6 +245,6 @@ mod tests {
         let t = output(rows.clone(), false, &["id", "n"]);
         assert_eq!(t, vec!["id    n", "1-0   3", "12-0  -"]);
         let j = output(rows, true, &["id"]);
-        assert_eq!(j[0], r#"{"id":"1-0","n":3}"#);
+        assert_eq!(j[0], r#"{"id":"1-0","n":3,"schema":1}"#);
     }
 }
