@@ -296,7 +296,7 @@ fn redis_call_bench_and_queue_admin_against_a_real_consumer() {
 }
 
 #[test]
-fn queue_without_redis_exits_2_with_a_hint() {
+fn queue_and_call_without_redis_exit_2_with_a_hint() {
     let dir = fixture("queue_down");
     let endpoint = format!("redis://127.0.0.1:{}/jobs", free_port());
     let out = tandem(&dir, &["queue", "stats", &endpoint]);

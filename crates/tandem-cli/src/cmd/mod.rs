@@ -33,5 +33,6 @@ async fn open(
         .await
         .map_err(|e| match e {
             ConnectError::Start(e) => Failure::Setup(e),
+            ConnectError::Absent(e, hint) => Failure::SetupHint(e, hint),
         })
 }

@@ -11,7 +11,12 @@ pub(crate) async fn run(args: QueueArgs) -> Result<(), Failure> {
     let t = &args.endpoint;
     let admin = Admin::connect(&t.url(), &t.stream)
         .await
-        .map_err(Failure::Setup)?;
+        .map_err(|e| match e {
+            tandem::Error::Unavailable { .. } | tandem::Error::Timeout { .. } => {
+                Failure::SetupHint(Box::new(e), t.hint())
+            }
+            e => Failure::Setup(e),
+        })?;
     let count = usize::try_from(args.count).unwrap_or(usize::MAX);
     let lines = match args.action {
         QueueAction::Stats => {

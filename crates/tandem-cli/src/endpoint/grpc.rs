@@ -5,7 +5,7 @@ use std::time::Duration;
 use tandem::grpc::Client;
 use tower::util::BoxCloneService;
 
-use super::{host_port, ConnectError, Connection, Options};
+use super::{absent_or_start, host_port, ConnectError, Connection, Options};
 
 /// The server addresses (calls are balanced over all of them).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,9 +52,18 @@ pub(super) async fn connect(t: &Target, opts: &Options) -> Result<Connection, Co
     client
         .wait_ready(READY_TIMEOUT.min(opts.timeout))
         .await
-        .map_err(ConnectError::Start)?;
+        .map_err(|e| absent_or_start(e, || hint(t)))?;
     tracing::debug!(endpoint = %t.uri(), "grpc client ready");
     Ok(Connection::new("grpc", BoxCloneService::new(client)))
+}
+
+/// What to do when no server answers.
+fn hint(t: &Target) -> String {
+    let port = t.addrs.first().map_or(50051, |a| a.1);
+    format!(
+        "start the server (python -m tandem serve MODULE:APP --port {port}) and check the \
+         address, or raise --timeout if it is slow to become healthy"
+    )
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
-//! Endpoints on the command line: `pool:MODULE:APP`, `script:PATH`, and the forms later
-//! transports fill in (`plugin:COMMAND…`, `grpc://HOST:PORT`, `redis://HOST:PORT/STREAM`).
+//! Endpoints on the command line: `pool:MODULE:APP`, `script:PATH`, `plugin:COMMAND…`,
+//! `grpc://HOST:PORT[,HOST:PORT…]` and `redis://HOST:PORT/STREAM`.
 //!
 //! Each kind lives in its own file with a `parse` and a `connect`; adding a transport is one
 //! file and one match arm here. `connect` turns an endpoint into a boxed
@@ -130,6 +130,17 @@ impl Connection {
 pub(crate) enum ConnectError {
     /// The transport failed to start (e.g. workers did not come up).
     Start(Error),
+    /// The peer is not there: the error, and what to start (a hint naming the endpoint).
+    Absent(Box<Error>, String),
+}
+
+/// `Absent` with `hint` when `e` says the peer is unreachable, else `Start`.
+fn absent_or_start(e: Error, hint: impl FnOnce() -> String) -> ConnectError {
+    if matches!(e, Error::Unavailable { .. } | Error::Timeout { .. }) {
+        ConnectError::Absent(Box::new(e), hint())
+    } else {
+        ConnectError::Start(e)
+    }
 }
 
 /// Opens `endpoint`.

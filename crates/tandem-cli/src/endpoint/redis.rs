@@ -3,7 +3,7 @@
 use tandem::queue::Producer;
 use tower::util::BoxCloneService;
 
-use super::{host_port, ConnectError, Connection, Options};
+use super::{absent_or_start, host_port, ConnectError, Connection, Options};
 
 /// The Redis server and stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +37,14 @@ impl Target {
     pub(crate) fn url(&self) -> String {
         format!("redis://{}:{}", self.host, self.port)
     }
+
+    /// What to do when Redis does not answer.
+    pub(crate) fn hint(&self) -> String {
+        format!(
+            "start Redis at {}:{} (e.g. redis-server --port {}) or fix the address in redis://HOST:PORT/STREAM",
+            self.host, self.port, self.port
+        )
+    }
 }
 
 /// Publishes each call and waits for its result (`Producer`'s `Service` is publish-and-wait).
@@ -45,7 +53,7 @@ pub(super) async fn connect(t: &Target, opts: &Options) -> Result<Connection, Co
         .wait_timeout(opts.timeout)
         .build()
         .await
-        .map_err(ConnectError::Start)?;
+        .map_err(|e| absent_or_start(e, || t.hint()))?;
     Ok(Connection::new("queue", BoxCloneService::new(producer)))
 }
 
