@@ -251,6 +251,14 @@ mod tests {
     }
 
     #[test]
+    fn tandem_version_still_prints_the_version() {
+        let e = parse(&["--version"]).unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::DisplayVersion);
+        let e = parse(&["queue", "--version"]).unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::DisplayVersion);
+    }
+
+    #[test]
     fn version_and_tls_flags() {
         let a = call(&["call", "plugin:./p", "x", "--version", "2", "--tls"]);
         assert_eq!((a.common.plugin_version, a.common.tls), (Some(2), true));
