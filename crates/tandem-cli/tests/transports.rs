@@ -308,20 +308,40 @@ fn queue_and_call_without_redis_exit_2_with_a_hint() {
     );
 }
 
-fn plugin_endpoint() -> String {
+fn plugin_endpoint(module: &str) -> String {
     format!(
-        "plugin:'{}' -m tandem plugin wiresvc:app",
+        "plugin:'{}' -m tandem plugin {module}:app",
         python().display()
     )
+}
+
+/// Pids of processes whose command line contains `needle`.
+fn processes_with(needle: &str) -> Vec<u32> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if let Ok(cmd) = std::fs::read(entry.path().join("cmdline")) {
+            if text(&cmd).replace('\0', " ").contains(needle) {
+                out.push(pid);
+            }
+        }
+    }
+    out
 }
 
 #[test]
 fn plugin_call_and_bench_against_a_real_python_plugin() {
     let dir = fixture("plugin");
-    let endpoint = plugin_endpoint();
+    // A module name of its own, so the leftover check sees only this test's plugins.
+    std::fs::copy(dir.join("wiresvc.py"), dir.join("plugsvc.py")).unwrap();
+    let endpoint = plugin_endpoint("plugsvc");
     check_call_echo_and_boom(&dir, &endpoint, &[]);
     check_call_echo_and_boom(&dir, &endpoint, &["--tls"]);
     check_bench_json(&dir, &endpoint, "plugin", &[]);
+    let left = processes_with("tandem plugin plugsvc:app");
+    assert!(left.is_empty(), "plugin processes left behind: {left:?}");
 }
 
 #[test]
@@ -331,7 +351,7 @@ fn plugin_with_the_wrong_cookie_exits_2() {
         &dir,
         &[
             "call",
-            &plugin_endpoint(),
+            &plugin_endpoint("wiresvc"),
             "echo",
             "--cookie",
             "OTHER_PLUGIN=nope",
@@ -342,7 +362,7 @@ fn plugin_with_the_wrong_cookie_exits_2() {
     assert_exit(&out, 2);
     let err = text(&out.stderr);
     assert!(
-        err.starts_with("tandem: ") && err.contains("hint: "),
+        err.starts_with("tandem: plugin unavailable") && err.contains("hint: "),
         "{err}"
     );
 }
