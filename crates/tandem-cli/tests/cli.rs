@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{python, tandem, text};
+use support::{processes_with, python, tandem, text};
 
 /// A fresh directory holding the test's Python service and script.
 fn fixture(name: &str) -> PathBuf {
@@ -66,25 +66,6 @@ fn call_pool_prints_the_result_as_json() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v, serde_json::json!({"a": [1, 2]}));
-}
-
-/// Pids of processes whose command line contains `needle`.
-fn processes_with(needle: &str) -> Vec<u32> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        if let Ok(cmd) = std::fs::read(entry.path().join("cmdline")) {
-            if String::from_utf8_lossy(&cmd)
-                .replace('\0', " ")
-                .contains(needle)
-            {
-                out.push(pid);
-            }
-        }
-    }
-    out
 }
 
 #[test]

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::Value;
-use support::{free_port, python, tandem, text, wait_for_port, wait_until, Peer};
+use support::{free_port, processes_with, python, tandem, text, wait_for_port, wait_until, Peer};
 
 /// A fresh directory holding the test's Python service.
 fn fixture(name: &str) -> PathBuf {
@@ -130,7 +130,10 @@ fn grpc_without_a_server_exits_2_with_a_hint() {
         err.starts_with("tandem: ") && err.contains("unavailable"),
         "{err}"
     );
-    assert!(err.contains("hint: "), "{err}");
+    assert!(
+        err.contains("hint: start the server (python -m tandem serve"),
+        "{err}"
+    );
 }
 
 /// A private redis-server on a free port, with no persistence.
@@ -315,22 +318,6 @@ fn plugin_endpoint(module: &str) -> String {
     )
 }
 
-/// Pids of processes whose command line contains `needle`.
-fn processes_with(needle: &str) -> Vec<u32> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        if let Ok(cmd) = std::fs::read(entry.path().join("cmdline")) {
-            if text(&cmd).replace('\0', " ").contains(needle) {
-                out.push(pid);
-            }
-        }
-    }
-    out
-}
-
 #[test]
 fn plugin_call_and_bench_against_a_real_python_plugin() {
     let dir = fixture("plugin");
@@ -362,7 +349,7 @@ fn plugin_with_the_wrong_cookie_exits_2() {
     assert_exit(&out, 2);
     let err = text(&out.stderr);
     assert!(
-        err.starts_with("tandem: plugin unavailable") && err.contains("hint: "),
+        err.starts_with("tandem: plugin unavailable") && err.contains("hint: check the plugin"),
         "{err}"
     );
 }

@@ -3,7 +3,7 @@
 use tandem::plugin::Host;
 use tower::util::BoxCloneService;
 
-use super::{ConnectError, Connection, Options};
+use super::{absent_or_start, ConnectError, Connection, Options};
 
 /// The plugin's command line, split into words as a shell would (quotes respected).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,7 +110,13 @@ pub(super) async fn connect(t: &Target, opts: &Options) -> Result<Connection, Co
     if let Some(dir) = &opts.cwd {
         builder = builder.current_dir(dir.clone());
     }
-    let host = builder.start().await.map_err(ConnectError::Start)?;
+    let host = builder.start().await.map_err(|e| {
+        absent_or_start(e, || {
+            "check the plugin command (run it with the host's cookie to see its error), and that \
+             --cookie KEY=VALUE, --version N and --tls match what the plugin expects"
+                .to_owned()
+        })
+    })?;
     let closer = host.clone();
     Ok(Connection::new("plugin", BoxCloneService::new(host))
         .with_closer(async move { closer.kill().await }))

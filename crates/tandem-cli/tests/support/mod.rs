@@ -124,3 +124,19 @@ impl Drop for Peer {
         let _ = self.child.wait();
     }
 }
+
+/// Pids of processes whose command line contains `needle`.
+pub fn processes_with(needle: &str) -> Vec<u32> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if let Ok(cmd) = std::fs::read(entry.path().join("cmdline")) {
+            if text(&cmd).replace('\0', " ").contains(needle) {
+                out.push(pid);
+            }
+        }
+    }
+    out
+}
