@@ -9,12 +9,14 @@ CARGO    ?= cargo
 export TANDEM_PYTHON := $(abspath $(PY))
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: help setup setup-system setup-python setup-rust setup-go test test-rust test-python test-go lint demo bench clean
+.PHONY: help setup setup-system setup-python setup-rust setup-go test test-rust test-python test-go lint demo demo-process bench bench-gateway clean
 
 help:
-	@echo "make demo    run the main job (sets itself up)"
+	@echo "make demo    run the main job: the reference payment gateway (sets itself up)"
 	@echo "make test    run every test and linter (sets itself up)"
 	@echo "make bench   run the benchmarks and record them in bench/results/"
+	@echo "make demo-process     the process transport demo (pool and scripts)"
+	@echo "make bench-gateway    the gateway's p50/p99 with Python healthy/slow/down"
 
 ## ---- set-up (idempotent) ------------------------------------------------------------------
 
@@ -68,8 +70,14 @@ test-go:
 demo: setup
 	@bash scripts/demo.sh
 
+demo-process: setup
+	@bash scripts/demo-process.sh
+
 bench: setup
 	@bash scripts/bench.sh
+
+bench-gateway: setup
+	@bash scripts/bench-gateway.sh
 
 clean:
 	rm -rf $(VENV) .tandem target

@@ -1,5 +1,135 @@
 #!/usr/bin/env bash
-# make demo: until the reference gateway lands, demonstrates the process transport.
+# make demo: the reference payment gateway with all its Python services.
+#
+# Starts a private Redis (unless REDIS_URL is set), the inference service (tandem serve), the
+# report consumer (tandem consume), a webhook receiver that checks HMAC signatures, and the
+# gateway (which starts its webhook adapter plugin itself); drives payments with gateway-load,
+# asks for a report and a reconciliation, stops the inference service mid-run to show the
+# fallback, starts it again, and prints a summary. Ctrl-C stops everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-exec cargo run -q --release -p tandem --features process --example process-demo
+root=$PWD
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target}
+py=${TANDEM_PYTHON:-$root/.venv/bin/python}
+n=${DEMO_PAYMENTS:-2000}
+conc=${DEMO_CONCURRENCY:-32}
+work=$(mktemp -d "${TMPDIR:-/tmp}/tandem-demo.XXXXXX")
+services=$root/examples/gateway/services
+secret=demo-secret
+pids=()
+redis_dir=""
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+cleanup() {
+  trap - EXIT INT TERM
+  say "stopping everything"
+  for pid in "${pids[@]}"; do kill -TERM -- "-$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do
+    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL -- "-$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  [[ -n "$redis_dir" ]] && bash scripts/redis.sh stop "$redis_dir" || true
+  say "logs and reports are in $work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# start NAME DIR CMD...: runs CMD in its own process group, output to $work/NAME.log.
+start() {
+  local name=$1 dir=$2; shift 2
+  (cd "$dir" && exec setsid "$@" >"$work/$name.log" 2>&1) &
+  pids+=($!)
+  echo $! >"$work/$name.pid"
+}
+
+free_port() { "$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+wait_http() { # URL SECONDS
+  for _ in $(seq $(($2 * 10))); do curl -fs "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done
+  echo "demo: $1 did not answer in $2 s; see $work" >&2; return 1
+}
+
+say "building the gateway (release)"
+cargo build -q --release -p gateway --all-features
+bin=$CARGO_TARGET_DIR/release
+
+if [[ -z "${REDIS_URL:-}" ]]; then
+  redis_dir=$work/redis
+  REDIS_URL="redis://127.0.0.1:$(bash scripts/redis.sh start "$redis_dir")"
+fi
+say "redis at $REDIS_URL"
+
+iport=$(free_port); rport=$(free_port); gport=$(free_port)
+start_inference() { start inference "$services" "$py" -m tandem serve inference:app --port "$iport" --workers 2; }
+start_inference
+start consumer "$services" "$py" -m tandem consume reports:app --redis "$REDIS_URL" --stream reports --group reports --processes 1
+start receiver "$services" "$py" receiver.py --port "$rport" --secret "$secret" --out "$work/webhooks.jsonl"
+start gateway "$work" "$bin/gateway" --listen "127.0.0.1:$gport" --db "$work/gateway.sqlite3" \
+  --inference "grpc://127.0.0.1:$iport" --redis "$REDIS_URL" --reports-dir "$work/reports" \
+  --webhook-url "http://127.0.0.1:$rport/hook" --webhook-secret "$secret" --python "$py"
+url=http://127.0.0.1:$gport
+wait_http "$url/healthz" 30
+say "waiting for the inference service"
+for _ in $(seq 600); do
+  curl -fs "$url/readyz" | grep -q '[1-9]/[0-9]* connections healthy' && break; sleep 0.1
+done
+curl -s "$url/readyz"; echo
+
+say "$n payments at concurrency $conc, Python healthy"
+"$bin/gateway-load" --url "$url" --n "$n" --concurrency "$conc" --offset 0 | tee "$work/healthy.json"
+
+say "stopping the inference service (payments must not wait on Python)"
+kill -TERM -- "-$(cat "$work/inference.pid")"; wait "$(cat "$work/inference.pid")" 2>/dev/null || true
+"$bin/gateway-load" --url "$url" --n "$n" --concurrency "$conc" --offset 1000000 | tee "$work/down.json"
+
+say "starting the inference service again"
+start_inference
+for _ in $(seq 600); do
+  curl -fs "$url/readyz" | grep -q '[1-9]/[0-9]* connections healthy' && break; sleep 0.1
+done
+
+say "a report over the queue"
+rid=$(curl -fs -XPOST "$url/v1/reports" | "$py" -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+report=""
+for _ in $(seq 600); do
+  report=$(curl -fs "$url/v1/reports/$rid")
+  grep -q '"state":"queued"' <<<"$report" || break; sleep 0.1
+done
+echo "$report"
+
+say "a reconciliation (one-shot script)"
+"$py" - "$work/gateway.sqlite3" >"$work/settlement.csv" <<'PY'
+import sqlite3, sys
+rows = sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True).execute(
+    "SELECT id, amount_cents FROM payments LIMIT 50").fetchall()
+print("payment_id,amount_cents")
+for i, (pid, amount) in enumerate(rows):
+    print(f"{pid},{amount + (1 if i % 10 == 0 else 0)}")
+print("pay_from_the_bank_only,100")
+PY
+recon=$(curl -fs -XPOST --data-binary "@$work/settlement.csv" "$url/v1/reconcile")
+"$py" -c 'import json,sys; r=json.loads(sys.argv[1]); print({k: len(v) for k, v in r.items()})' "$recon"
+
+say "waiting for webhooks to drain"
+for _ in $(seq 300); do
+  curl -fs "$url/readyz" | grep -q '"pending"' || break; sleep 0.2
+done
+
+say "summary"
+"$py" - "$work" "$report" "$(curl -fs "$url/readyz")" <<'PY'
+import json, sys, pathlib
+work = pathlib.Path(sys.argv[1])
+healthy = json.loads((work / "healthy.json").read_text())
+down = json.loads((work / "down.json").read_text())
+report = json.loads(sys.argv[2])
+ready = json.loads(sys.argv[3])
+hooks = [json.loads(l) for l in (work / "webhooks.jsonl").read_text().splitlines()] if (work / "webhooks.jsonl").exists() else []
+print(f"payments accepted:        {healthy['accepted'] + down['accepted']} (errors {healthy['errors'] + down['errors']})")
+print(f"Python healthy:           p50 {healthy['p50_ms']} ms, p99 {healthy['p99_ms']} ms ({healthy['model']} scored by the model)")
+print(f"Python down:              p50 {down['p50_ms']} ms, p99 {down['p99_ms']} ms ({down['fallback']} scored by the Rust rules)")
+print(f"webhooks delivered:       {sum(1 for h in hooks if h['valid'])} with valid signatures; outbox {ready['webhooks']}")
+res = report.get("result") or {}
+print(f"report:                   {report.get('state')} -> {res.get('csv')} and {res.get('png')}")
+PY

@@ -20,17 +20,75 @@ pub(crate) struct Cli {
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// Make one call and print the result as JSON.
+    // `--version N` is the plugin protocol version here; `tandem --version` still works.
+    #[command(disable_version_flag = true)]
     Call(CallArgs),
     /// Measure latency (p50, p99) and throughput of an endpoint.
+    #[command(disable_version_flag = true)]
     Bench(BenchArgs),
+    /// Inspect and repair a Redis Streams queue: stats, pending, dead, replay, purge-dead.
+    Queue(QueueArgs),
+}
+
+/// `tandem queue ACTION redis://HOST:PORT/STREAM`.
+#[derive(Debug, Args)]
+pub(crate) struct QueueArgs {
+    /// What to do.
+    #[arg(value_enum)]
+    pub(crate) action: QueueAction,
+    /// The queue, redis://HOST:PORT/STREAM.
+    #[arg(value_parser = parse_queue_endpoint)]
+    pub(crate) endpoint: crate::endpoint::redis::Target,
+    /// Consumer group (pending: which group to list; stats: only this group).
+    ///
+    /// Defaults to every group for stats, and to the only group for pending.
+    #[arg(long, short = 'g', value_name = "GROUP")]
+    pub(crate) group: Option<String>,
+    /// Print one flat JSON object per line (see docs/cli-json.md) instead of a table.
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// How many entries to list (pending, dead) or replay (replay).
+    #[arg(long, short = 'n', default_value_t = 100, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub(crate) count: u64,
+}
+
+/// The `tandem queue` actions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum QueueAction {
+    /// Stream length, groups, lag, pending per consumer, oldest pending age, dead letters.
+    Stats,
+    /// The pending (delivered, unacknowledged) entries of a group.
+    Pending,
+    /// The dead letters in STREAM:dead.
+    Dead,
+    /// Moves up to --count dead letters back onto the stream.
+    Replay,
+    /// Deletes every dead letter.
+    PurgeDead,
+}
+
+fn parse_queue_endpoint(s: &str) -> Result<crate::endpoint::redis::Target, String> {
+    let rest = s
+        .strip_prefix("redis://")
+        .ok_or_else(|| format!("{s:?} is not a queue (format is redis://HOST:PORT/STREAM)"))?;
+    crate::endpoint::redis::parse(rest)
+}
+
+/// A `--cookie KEY=VALUE` pair.
+fn parse_cookie(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+        _ => Err(format!(
+            "{s:?} is not KEY=VALUE (e.g. TANDEM_PLUGIN=5f0b7c2e-tandem-go-plugin)"
+        )),
+    }
 }
 
 /// `tandem call ENDPOINT METHOD [JSON | @FILE]`.
 #[derive(Debug, Args)]
 pub(crate) struct CallArgs {
-    /// Where to call: pool:MODULE:APP or script:PATH.
-    ///
-    /// Later builds add plugin:COMMAND, grpc://HOST:PORT and redis://HOST:PORT/STREAM.
+    /// Where to call: pool:MODULE:APP, script:PATH, plugin:COMMAND, grpc://HOST:PORT or
+    /// redis://HOST:PORT/STREAM.
     pub(crate) endpoint: Endpoint,
     /// The method (handler name) to call.
     pub(crate) method: String,
@@ -43,7 +101,8 @@ pub(crate) struct CallArgs {
 /// `tandem bench ENDPOINT --method M …`.
 #[derive(Debug, Args)]
 pub(crate) struct BenchArgs {
-    /// What to measure: pool:MODULE:APP or script:PATH.
+    /// What to measure: pool:MODULE:APP, script:PATH, plugin:COMMAND, grpc://HOST:PORT or
+    /// redis://HOST:PORT/STREAM.
     pub(crate) endpoint: Endpoint,
     /// The method (handler name) to call; it should echo or do little.
     #[arg(long, short = 'm')]
@@ -88,6 +147,15 @@ pub(crate) struct CommonArgs {
     /// Working directory of workers and scripts (default: the current one).
     #[arg(long, value_name = "DIR")]
     pub(crate) cwd: Option<PathBuf>,
+    /// Plugin handshake magic cookie (plugin: endpoints; default tandem's own).
+    #[arg(long, value_name = "KEY=VALUE", value_parser = parse_cookie)]
+    pub(crate) cookie: Option<(String, String)>,
+    /// Plugin app protocol version to offer (plugin: endpoints; default 1).
+    #[arg(long = "version", value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) plugin_version: Option<u32>,
+    /// Talk to the plugin over AutoMTLS (plugin: endpoints).
+    #[arg(long)]
+    pub(crate) tls: bool,
 }
 
 /// The codecs a user can pick on the command line.
@@ -120,15 +188,83 @@ mod tests {
     fn call(args: &[&str]) -> CallArgs {
         match parse(args).unwrap().command {
             Command::Call(a) => a,
-            Command::Bench(_) => panic!("expected call"),
+            _ => panic!("expected call"),
         }
     }
 
     fn bench(args: &[&str]) -> BenchArgs {
         match parse(args).unwrap().command {
             Command::Bench(a) => a,
-            Command::Call(_) => panic!("expected bench"),
+            _ => panic!("expected bench"),
         }
+    }
+
+    fn queue(args: &[&str]) -> QueueArgs {
+        match parse(args).unwrap().command {
+            Command::Queue(a) => a,
+            _ => panic!("expected queue"),
+        }
+    }
+
+    #[test]
+    fn queue_takes_an_action_and_a_stream() {
+        let q = queue(&["queue", "stats", "redis://127.0.0.1:6379/jobs"]);
+        assert_eq!(q.action, QueueAction::Stats);
+        assert_eq!(
+            (q.endpoint.port, q.endpoint.stream.as_str()),
+            (6379, "jobs")
+        );
+        assert_eq!((q.group, q.json, q.count), (None, false, 100));
+        assert_eq!(
+            queue(&["queue", "purge-dead", "redis://h:1/s"]).action,
+            QueueAction::PurgeDead
+        );
+        assert!(parse(&["queue", "explode", "redis://h:1/s"]).is_err());
+        let e = parse(&["queue", "stats", "grpc://h:1"]).unwrap_err();
+        assert!(e.to_string().contains("redis://HOST:PORT/STREAM"), "{e}");
+        assert!(parse(&["queue", "stats", "redis://h:1"]).is_err());
+    }
+
+    #[test]
+    fn queue_group_json_and_count_flags() {
+        let q = queue(&[
+            "queue",
+            "pending",
+            "redis://h:1/s",
+            "--group",
+            "g",
+            "--json",
+            "--count",
+            "5",
+        ]);
+        assert_eq!((q.group.as_deref(), q.json, q.count), (Some("g"), true, 5));
+        assert!(parse(&["queue", "dead", "redis://h:1/s", "--count", "0"]).is_err());
+    }
+
+    #[test]
+    fn cookie_flag_is_key_equals_value() {
+        let a = call(&["call", "plugin:./p", "x", "--cookie", "K=v=w"]);
+        assert_eq!(a.common.cookie, Some(("K".to_owned(), "v=w".to_owned())));
+        let e = parse(&["call", "plugin:./p", "x", "--cookie", "novalue"]).unwrap_err();
+        assert!(e.to_string().contains("KEY=VALUE"), "{e}");
+        assert!(parse(&["call", "plugin:./p", "x", "--cookie", "=v"]).is_err());
+    }
+
+    #[test]
+    fn tandem_version_still_prints_the_version() {
+        let e = parse(&["--version"]).unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::DisplayVersion);
+        let e = parse(&["queue", "--version"]).unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::DisplayVersion);
+    }
+
+    #[test]
+    fn version_and_tls_flags() {
+        let a = call(&["call", "plugin:./p", "x", "--version", "2", "--tls"]);
+        assert_eq!((a.common.plugin_version, a.common.tls), (Some(2), true));
+        let b = bench(&["bench", "plugin:./p", "-m", "e"]);
+        assert_eq!((b.common.plugin_version, b.common.tls), (None, false));
+        assert!(parse(&["call", "plugin:./p", "x", "--version", "0"]).is_err());
     }
 
     #[test]

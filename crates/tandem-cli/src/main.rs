@@ -44,6 +44,7 @@ fn run(cli: Cli) -> i32 {
         match cli.command {
             Command::Call(args) => cmd::call::run(args).await,
             Command::Bench(args) => cmd::bench::run(args).await,
+            Command::Queue(args) => cmd::queue::run(args).await,
         }
     });
     // Workers and scripts are children of this process: let the runtime finish their clean-up.

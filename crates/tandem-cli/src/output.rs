@@ -14,6 +14,8 @@ pub(crate) enum Failure {
     Call(tandem::Error),
     /// The endpoint could not be set up, e.g. the pool did not start: exit 2.
     Setup(tandem::Error),
+    /// As `Setup`, with a hint that knows the endpoint (what to start, and how): exit 2.
+    SetupHint(Box<tandem::Error>, String),
     /// Bad input from the user (payload, file, endpoint): exit 2.
     Usage(anyhow::Error),
     /// Something in the CLI itself failed: exit 2.
@@ -32,6 +34,10 @@ pub(crate) fn report(f: &Failure) -> i32 {
                 }
             }
             writeln!(err, "hint: {}", e.hint())
+        }
+        Failure::SetupHint(e, hint) => {
+            let _ = writeln!(err, "tandem: {e}");
+            writeln!(err, "hint: {hint}")
         }
         Failure::Usage(e) | Failure::Internal(e) => writeln!(err, "tandem: {e:#}"),
     };

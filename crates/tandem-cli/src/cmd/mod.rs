@@ -3,6 +3,7 @@
 
 pub(crate) mod bench;
 pub(crate) mod call;
+pub(crate) mod queue;
 
 use crate::args::CommonArgs;
 use crate::endpoint::{self, ConnectError, Connection, Endpoint, Options};
@@ -24,11 +25,14 @@ async fn open(
         timeout: common.timeout,
         codec: common.codec.into(),
         max_queue,
+        cookie: common.cookie.clone(),
+        version: common.plugin_version,
+        tls: common.tls,
     };
     endpoint::connect(endpoint, &opts)
         .await
         .map_err(|e| match e {
             ConnectError::Start(e) => Failure::Setup(e),
-            ConnectError::Unsupported(msg) => Failure::Usage(anyhow::anyhow!(msg)),
+            ConnectError::Absent(e, hint) => Failure::SetupHint(e, hint),
         })
 }

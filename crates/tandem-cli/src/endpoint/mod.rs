@@ -1,5 +1,5 @@
-//! Endpoints on the command line: `pool:MODULE:APP`, `script:PATH`, and the forms later
-//! transports fill in (`plugin:COMMAND…`, `grpc://HOST:PORT`, `redis://HOST:PORT/STREAM`).
+//! Endpoints on the command line: `pool:MODULE:APP`, `script:PATH`, `plugin:COMMAND…`,
+//! `grpc://HOST:PORT[,HOST:PORT…]` and `redis://HOST:PORT/STREAM`.
 //!
 //! Each kind lives in its own file with a `parse` and a `connect`; adding a transport is one
 //! file and one match arm here. `connect` turns an endpoint into a boxed
@@ -8,7 +8,7 @@
 mod grpc;
 mod plugin;
 mod pool;
-mod redis;
+pub(crate) mod redis;
 mod script;
 
 use std::future::Future;
@@ -78,6 +78,12 @@ pub(crate) struct Options {
     /// Calls a pool may queue (bench sets it to its concurrency so callers queue rather than
     /// being answered `Overloaded`); `None` keeps the pool's default.
     pub(crate) max_queue: Option<usize>,
+    /// Plugin handshake cookie (`None`: tandem's default).
+    pub(crate) cookie: Option<(String, String)>,
+    /// Plugin app protocol version offered (`None`: 1).
+    pub(crate) version: Option<u32>,
+    /// Plugin AutoMTLS.
+    pub(crate) tls: bool,
 }
 
 /// An open endpoint: the service to call, and how to close it.
@@ -124,8 +130,17 @@ impl Connection {
 pub(crate) enum ConnectError {
     /// The transport failed to start (e.g. workers did not come up).
     Start(Error),
-    /// This build cannot serve the endpoint kind yet.
-    Unsupported(String),
+    /// The peer is not there: the error, and what to start (a hint naming the endpoint).
+    Absent(Box<Error>, String),
+}
+
+/// `Absent` with `hint` when `e` says the peer is unreachable, else `Start`.
+fn absent_or_start(e: Error, hint: impl FnOnce() -> String) -> ConnectError {
+    if matches!(e, Error::Unavailable { .. } | Error::Timeout { .. }) {
+        ConnectError::Absent(Box::new(e), hint())
+    } else {
+        ConnectError::Start(e)
+    }
 }
 
 /// Opens `endpoint`.
@@ -136,17 +151,10 @@ pub(crate) async fn connect(
     match endpoint {
         Endpoint::Pool(t) => pool::connect(t, opts).await,
         Endpoint::Script(t) => script::connect(t, opts),
-        Endpoint::Plugin(t) => plugin::connect(t, opts),
-        Endpoint::Grpc(t) => grpc::connect(t, opts),
-        Endpoint::Redis(t) => redis::connect(t, opts),
+        Endpoint::Plugin(t) => plugin::connect(t, opts).await,
+        Endpoint::Grpc(t) => grpc::connect(t, opts).await,
+        Endpoint::Redis(t) => redis::connect(t, opts).await,
     }
-}
-
-/// The error for an endpoint kind the library does not serve yet.
-fn unsupported(kind: &str, endpoint: impl std::fmt::Display) -> ConnectError {
-    ConnectError::Unsupported(format!(
-        "{kind} endpoints ({endpoint}) are not supported by this build yet; use pool:MODULE:APP or script:PATH"
-    ))
 }
 
 /// Splits `HOST:PORT` and checks the port.

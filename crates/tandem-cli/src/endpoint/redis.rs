@@ -1,6 +1,9 @@
 //! `redis://HOST:PORT/STREAM`: a Redis stream consumed by `python -m tandem consume`.
 
-use super::{host_port, unsupported, ConnectError, Connection, Options};
+use tandem::queue::Producer;
+use tower::util::BoxCloneService;
+
+use super::{absent_or_start, host_port, ConnectError, Connection, Options};
 
 /// The Redis server and stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -12,7 +15,7 @@ pub(crate) struct Target {
 
 const FORM: &str = "redis://HOST:PORT/STREAM";
 
-pub(super) fn parse(rest: &str) -> Result<Target, String> {
+pub(crate) fn parse(rest: &str) -> Result<Target, String> {
     let (addr, stream) = rest
         .split_once('/')
         .ok_or_else(|| format!("missing stream in \"redis://{rest}\" (format is {FORM})"))?;
@@ -29,11 +32,29 @@ pub(super) fn parse(rest: &str) -> Result<Target, String> {
     })
 }
 
-pub(super) fn connect(t: &Target, _opts: &Options) -> Result<Connection, ConnectError> {
-    Err(unsupported(
-        "redis",
-        format!("redis://{}:{}/{}", t.host, t.port, t.stream),
-    ))
+impl Target {
+    /// The Redis server URL, without the stream.
+    pub(crate) fn url(&self) -> String {
+        format!("redis://{}:{}", self.host, self.port)
+    }
+
+    /// What to do when Redis does not answer.
+    pub(crate) fn hint(&self) -> String {
+        format!(
+            "start Redis at {}:{} (e.g. redis-server --port {}) or fix the address in redis://HOST:PORT/STREAM",
+            self.host, self.port, self.port
+        )
+    }
+}
+
+/// Publishes each call and waits for its result (`Producer`'s `Service` is publish-and-wait).
+pub(super) async fn connect(t: &Target, opts: &Options) -> Result<Connection, ConnectError> {
+    let producer = Producer::builder(t.url(), t.stream.clone())
+        .wait_timeout(opts.timeout)
+        .build()
+        .await
+        .map_err(|e| absent_or_start(e, || t.hint()))?;
+    Ok(Connection::new("queue", BoxCloneService::new(producer)))
 }
 
 #[cfg(test)]
