@@ -9,6 +9,14 @@ use prometheus_client::metrics::histogram::Histogram;
 use super::families::{PluginLabel, PoolLabel, PoolLabels, QueueLabels, TargetLabel};
 use super::Registry;
 
+/// Raises a counter that mirrors a running count kept elsewhere.
+fn raise_to(counter: &Counter, total: u64) {
+    let seen = counter.get();
+    if total > seen {
+        counter.inc_by(total - seen);
+    }
+}
+
 fn gauge_value(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
@@ -40,10 +48,7 @@ impl PoolMetrics {
 
     /// Raises the restart counter to `total` (a pool's own running count); never lowers it.
     pub fn set_restarts_total(&self, total: u64) {
-        let seen = self.restarts.get();
-        if total > seen {
-            self.restarts.inc_by(total - seen);
-        }
+        raise_to(&self.restarts, total);
     }
 }
 
@@ -59,6 +64,11 @@ impl PluginMetrics {
     /// Counts one restart of the plugin process.
     pub fn restarted(&self) {
         self.restarts.inc();
+    }
+
+    /// Raises the restart counter to `total` (the host's own running count); never lowers it.
+    pub fn set_restarts_total(&self, total: u64) {
+        raise_to(&self.restarts, total);
     }
 
     /// Counts one reload (swap) of the plugin.

@@ -55,6 +55,8 @@ mod config;
 mod conn;
 mod handshake;
 mod instance;
+#[cfg(feature = "metrics")]
+mod observe;
 mod process;
 mod reattach;
 mod reload;

@@ -14,6 +14,8 @@ mod helpers;
 
 mod bad_start;
 mod lifecycle;
+#[cfg(feature = "metrics")]
+mod observe;
 mod python;
 mod supervision;
 mod versions;
