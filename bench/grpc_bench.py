@@ -117,9 +117,7 @@ async def _client(
 
 def client_main(args: argparse.Namespace) -> None:
     result = asyncio.run(
-        _client(
-            args.target, args.concurrency, args.channels, args.warmup, args.duration
-        )
+        _client(args.target, args.concurrency, args.channels, args.warmup, args.duration)
     )
     Path(args.out).write_text(json.dumps(result))
 
@@ -142,9 +140,7 @@ def wait_ready(port: int, timeout: float = 60.0) -> None:
         ch = grpc.insecure_channel(f"127.0.0.1:{port}")
         try:
             inference_pb2_grpc.InferenceServiceStub(ch).Predict(
-                inference_pb2.PredictRequest(
-                    model_name="risk", input_data=payments(1)[0]
-                ),
+                inference_pb2.PredictRequest(model_name="risk", input_data=payments(1)[0]),
                 timeout=1,
             )
             return
@@ -199,9 +195,7 @@ def tree_cpu_s(pid: int) -> float:
     tick = os.sysconf("SC_CLK_TCK")
     pids = [pid]
     try:
-        pids += [
-            int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-        ]
+        pids += [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
     except OSError:
         pass
     total = 0
@@ -214,9 +208,7 @@ def tree_cpu_s(pid: int) -> float:
     return total / tick
 
 
-def run_load(
-    port: int, args: argparse.Namespace, workdir: Path, server_pid: int
-) -> dict[str, Any]:
+def run_load(port: int, args: argparse.Namespace, workdir: Path, server_pid: int) -> dict[str, Any]:
     per_client = args.concurrency // args.clients
     outs = [workdir / f"client{i}.json" for i in range(args.clients)]
     server_cpu0 = tree_cpu_s(server_pid)
@@ -288,20 +280,12 @@ def main() -> int:
     p.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--target", help=argparse.SUPPRESS)
     p.add_argument("--out", help=argparse.SUPPRESS)
-    p.add_argument(
-        "--concurrency", type=int, default=64, help="calls in flight in total"
-    )
+    p.add_argument("--concurrency", type=int, default=64, help="calls in flight in total")
     p.add_argument("--clients", type=int, default=2, help="load generator processes")
-    p.add_argument(
-        "--channels", type=int, default=4, help="connections per client process"
-    )
+    p.add_argument("--channels", type=int, default=4, help="connections per client process")
     p.add_argument("--warmup", type=float, default=1.5, help="seconds before measuring")
-    p.add_argument(
-        "--duration", type=float, default=5.0, help="seconds measured per scenario"
-    )
-    p.add_argument(
-        "--results", type=Path, default=RESULTS, help="markdown file to write"
-    )
+    p.add_argument("--duration", type=float, default=5.0, help="seconds measured per scenario")
+    p.add_argument("--results", type=Path, default=RESULTS, help="markdown file to write")
     p.add_argument(
         "--repeat",
         type=int,
@@ -336,10 +320,7 @@ def main() -> int:
                     f"round {round_ + 1}: {label:<45} {r['rps']:8.0f} req/s  p50 {r['p50']:6.2f} ms  "
                     f"p99 {r['p99']:6.2f} ms  errors {r['errors']}\n"
                 )
-    rows = {
-        key: sorted(rs, key=lambda r: r["rps"])[len(rs) // 2]
-        for key, rs in runs.items()
-    }
+    rows = {key: sorted(rs, key=lambda r: r["rps"])[len(rs) // 2] for key, rs in runs.items()}
     write_results(rows, args)
     return 0
 

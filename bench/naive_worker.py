@@ -21,7 +21,7 @@ def main() -> None:
         req = json.loads(line)
         try:
             reply = {"result": HANDLERS[req["method"]](req["payload"])}
-        except Exception as exc:  # noqa: BLE001 - the naive design reports everything the same way
+        except Exception as exc:
             reply = {"error": repr(exc)}
         sys.stdout.write(json.dumps(reply) + "\n")
         sys.stdout.flush()

@@ -29,7 +29,7 @@ import redis
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "python" / "src"))
-from tandem._queue import fields as wire
+from tandem._queue import fields as wire  # noqa: E402 (after the sys.path line)
 
 
 def free_port() -> int:

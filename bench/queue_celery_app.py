@@ -9,9 +9,7 @@ import time
 import redis
 from celery import Celery
 
-app = Celery(
-    "bench", broker=os.environ.get("CELERY_BROKER", "redis://127.0.0.1:6379/0")
-)
+app = Celery("bench", broker=os.environ.get("CELERY_BROKER", "redis://127.0.0.1:6379/0"))
 app.conf.update(task_ignore_result=True, worker_hijack_root_logger=False)
 _r: redis.Redis | None = None
 

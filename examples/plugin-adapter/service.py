@@ -100,16 +100,12 @@ class JsonProvider:
 
     name = "json"
 
-    def prepare(
-        self, method: str, url: str, body: bytes, headers: dict[str, str]
-    ) -> Prepared:
+    def prepare(self, method: str, url: str, body: bytes, headers: dict[str, str]) -> Prepared:
         if body:
             try:
                 json.loads(body)
             except ValueError as exc:
-                raise AdapterError(
-                    f"payload for {redact_url(url)} is not JSON: {exc}"
-                ) from exc
+                raise AdapterError(f"payload for {redact_url(url)} is not JSON: {exc}") from exc
         headers.setdefault("Content-Type", "application/json")
         headers.setdefault("Accept", "application/json")
         return Prepared(method, url, body, headers)
@@ -124,9 +120,7 @@ class WebhookProvider(JsonProvider):
         self._secret = secret
         self._clock = clock
 
-    def prepare(
-        self, method: str, url: str, body: bytes, headers: dict[str, str]
-    ) -> Prepared:
+    def prepare(self, method: str, url: str, body: bytes, headers: dict[str, str]) -> Prepared:
         if not self._secret:
             raise AdapterError(
                 "the webhook provider needs a signing secret: set ADAPTER_WEBHOOK_SECRET"
@@ -139,9 +133,7 @@ class WebhookProvider(JsonProvider):
 
 def sign(secret: bytes, timestamp: str, body: bytes) -> str:
     """Hex HMAC-SHA256 of ``"<timestamp>.<body>"`` (what receivers recompute)."""
-    return hmac.new(
-        secret, timestamp.encode() + b"." + body, hashlib.sha256
-    ).hexdigest()
+    return hmac.new(secret, timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
 
 
 class ConnectionPool:
@@ -154,9 +146,7 @@ class ConnectionPool:
     def request(self, p: Prepared, timeout_s: float) -> tuple[int, bytes]:
         parts = urllib.parse.urlsplit(p.url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise AdapterError(
-                f"endpoint must be an http(s) URL, got {redact_url(p.url)!r}"
-            )
+            raise AdapterError(f"endpoint must be an http(s) URL, got {redact_url(p.url)!r}")
         key = (
             parts.scheme,
             parts.hostname,
@@ -200,16 +190,10 @@ class ConnectionPool:
                     conn.sock.settimeout(timeout_s)
                 return conn, True
         scheme, host, port = key
-        cls = (
-            http.client.HTTPSConnection
-            if scheme == "https"
-            else http.client.HTTPConnection
-        )
+        cls = http.client.HTTPSConnection if scheme == "https" else http.client.HTTPConnection
         return cls(host, port, timeout=timeout_s), False
 
-    def _give(
-        self, key: tuple[str, str, int], conn: http.client.HTTPConnection
-    ) -> None:
+    def _give(self, key: tuple[str, str, int], conn: http.client.HTTPConnection) -> None:
         with self._lock:
             idle = self._idle.setdefault(key, [])
             if len(idle) < _MAX_IDLE_PER_HOST:
@@ -244,11 +228,7 @@ class Adapter(adapter_pb2_grpc.ExternalAdapterServicer):  # type: ignore[misc]
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Adapter:
-        hosts = {
-            h.strip()
-            for h in env.get("ADAPTER_ALLOWED_HOSTS", "").split(",")
-            if h.strip()
-        }
+        hosts = {h.strip() for h in env.get("ADAPTER_ALLOWED_HOSTS", "").split(",") if h.strip()}
         secret = env.get("ADAPTER_WEBHOOK_SECRET", "")
         return cls(
             timeout_s=float(env.get("ADAPTER_TIMEOUT_S", "10")),
@@ -264,9 +244,7 @@ class Adapter(adapter_pb2_grpc.ExternalAdapterServicer):  # type: ignore[misc]
         safe_url = redact_url(request.endpoint)
         remaining = context.time_remaining() if context is not None else None
         timeout_s = (
-            self.timeout_s
-            if remaining is None
-            else max(min(self.timeout_s, remaining), 0.001)
+            self.timeout_s if remaining is None else max(min(self.timeout_s, remaining), 0.001)
         )
         try:
             provider = self.providers.get(provider_name)
@@ -277,9 +255,7 @@ class Adapter(adapter_pb2_grpc.ExternalAdapterServicer):  # type: ignore[misc]
             host = urllib.parse.urlsplit(request.endpoint).hostname or ""
             if self.allowed_hosts and host not in self.allowed_hosts:
                 raise AdapterError(f"host {host!r} is not in ADAPTER_ALLOWED_HOSTS")
-            prepared = provider.prepare(
-                method, request.endpoint, bytes(request.payload), headers
-            )
+            prepared = provider.prepare(method, request.endpoint, bytes(request.payload), headers)
             status, data = self.pool.request(prepared, timeout_s)
         except AdapterError as exc:
             log.warning("call refused: %s", exc, extra={"method": method})

@@ -47,9 +47,7 @@ def main(argv: list[str]) -> int:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-            valid = verify(
-                secret, self.headers.get("X-Signature", ""), body, time.time()
-            )
+            valid = verify(secret, self.headers.get("X-Signature", ""), body, time.time())
             try:
                 event: Any = json.loads(body)
             except ValueError:
@@ -64,9 +62,7 @@ def main(argv: list[str]) -> int:
             log.debug(format, *a)
 
     server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
-    signal.signal(
-        signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start()
-    )
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
     logging.basicConfig(level=logging.INFO, stream=sys.stderr)
     log.info("webhook receiver on 127.0.0.1:%d", args.port)
     server.serve_forever()

@@ -26,9 +26,7 @@ def reconcile(payload: dict[str, Any]) -> dict[str, Any]:
         if not row or row[0].strip() in ("", "payment_id", "id"):
             continue
         if len(row) < 2:
-            raise tandem.BadRequest(
-                f"line {n}: expected 'payment_id,amount_cents', got {row!r}"
-            )
+            raise tandem.BadRequest(f"line {n}: expected 'payment_id,amount_cents', got {row!r}")
         try:
             rows[row[0].strip()] = int(row[1].strip())
         except ValueError:

@@ -49,9 +49,7 @@ def payments_report(task: dict[str, Any], ctx: tandem.Context) -> dict[str, Any]
     labels = [f"{m}/{c}" for m, c in sorted(totals)]
     values = [totals[k][1] / 100.0 for k in sorted(totals)]
     _chart(png_path, labels, values)
-    ctx.logger.info(
-        "report %s: %d payments, %d groups", rid, len(payments), len(totals)
-    )
+    ctx.logger.info("report %s: %d payments, %d groups", rid, len(payments), len(totals))
     return {
         "csv": str(csv_path),
         "png": str(png_path),
@@ -79,9 +77,7 @@ def _chart(path: Path, labels: list[str], values: list[float]) -> None:
     plt.close(fig)
 
 
-def write_bar_png(
-    path: Path, values: list[float], width: int = 400, height: int = 200
-) -> None:
+def write_bar_png(path: Path, values: list[float], width: int = 400, height: int = 200) -> None:
     """A bar chart as an RGB PNG, with nothing but zlib."""
     top = max(values, default=0.0) or 1.0
     n = max(len(values), 1)
