@@ -10,7 +10,6 @@ and exit); a second one SIGKILLs them (their in-flight tasks stay pending, not l
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import multiprocessing
 import os
@@ -20,25 +19,16 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from .._parent import die_with_parent
+
 log = logging.getLogger("tandem.consume")
-
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    if sys.platform.startswith("linux"):
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-        except (OSError, AttributeError):  # pragma: no cover - the getppid check remains
-            pass
 
 
 def _child_main(target: Callable[[int], int], index: int, parent: int) -> None:
     os.setpgid(0, 0)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _die_with_parent()
+    die_with_parent()
     if os.getppid() != parent:
         os._exit(0)
     code = target(index)

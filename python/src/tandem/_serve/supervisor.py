@@ -11,19 +11,18 @@ read end of a pipe whose write end only the parent holds reaches EOF (every plat
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import shutil
 import signal
 import socket
-import sys
 import tempfile
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
 
+from .._parent import die_with_parent
 from .settings import ServeSettings
 from .worker import EXIT_CONFIG
 
@@ -53,16 +52,6 @@ def reserve_port(host: str, port: int) -> socket.socket:
         raise OSError("SO_REUSEPORT could not be set; run one worker (--workers 1)")
     sock.bind((host.strip("[]"), port))
     return sock
-
-
-def _set_parent_death_signal() -> None:
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):  # pragma: no cover - no libc prctl
-        pass
 
 
 class _Supervisor:
@@ -99,7 +88,7 @@ class _Supervisor:
             signal.pthread_sigmask(signal.SIG_SETMASK, set())
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
                 signal.signal(sig, signal.SIG_DFL)
-            _set_parent_death_signal()
+            die_with_parent()
             if os.getppid() != self.parent_pid:
                 os._exit(0)
             code = self.target(self.settings, index, self.pipe_r)
