@@ -32,6 +32,19 @@ pub(crate) async fn send(
     headers: &[(&str, &str)],
     body: Vec<u8>,
 ) -> Result<(u16, Bytes), String> {
+    exchange(client, method, url, headers, body)
+        .await
+        .map(|(status, _, body)| (status, body))
+}
+
+/// Sends a request; returns the status, the response headers and the body.
+pub(crate) async fn exchange(
+    client: &Http,
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> Result<(u16, hyper::HeaderMap, Bytes), String> {
     let mut req = hyper::Request::builder().method(method).uri(url);
     for (k, v) in headers {
         req = req.header(*k, *v);
@@ -44,13 +57,9 @@ pub(crate) async fn send(
         .await
         .map_err(|e| format!("{method} {url}: {e}"))?;
     let status = resp.status().as_u16();
-    let body = resp
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| e.to_string())?
-        .to_bytes();
-    Ok((status, body))
+    let (parts, body) = resp.into_parts();
+    let body = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
+    Ok((status, parts.headers, body))
 }
 
 /// Sends a request and parses a JSON answer.
