@@ -3,15 +3,19 @@
 #
 # Starts a private Redis (unless REDIS_URL is set), the inference service (tandem serve), the
 # report consumer (tandem consume), a webhook receiver that checks HMAC signatures, and the
-# gateway (which starts its webhook adapter plugin itself); drives payments with gateway-load,
-# asks for a report and a reconciliation, stops the inference service mid-run to show the
-# fallback, starts it again, and prints a summary. Ctrl-C stops everything.
+# gateway (which starts its webhook adapter plugin itself); drives one paced load of payments
+# with gateway-load, stops the inference service a third of the way in and starts it again two
+# thirds in (payments never wait on Python: the Rust rules score them meanwhile), asks for a
+# report and a reconciliation, and prints a summary. Ctrl-C stops everything.
+#
+# DEMO_PAYMENTS (4500), DEMO_RATE (payments/s, 250) and DEMO_CONCURRENCY (32) size the load.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target}
 py=${TANDEM_PYTHON:-$root/.venv/bin/python}
-n=${DEMO_PAYMENTS:-2000}
+n=${DEMO_PAYMENTS:-4500}
+rate=${DEMO_RATE:-250}
 conc=${DEMO_CONCURRENCY:-32}
 work=$(mktemp -d "${TMPDIR:-/tmp}/tandem-demo.XXXXXX")
 services=$root/examples/gateway/services
@@ -71,24 +75,40 @@ start gateway "$work" "$bin/gateway" --listen "127.0.0.1:$gport" --db "$work/gat
   --webhook-url "http://127.0.0.1:$rport/hook" --webhook-secret "$secret" --python "$py"
 url=http://127.0.0.1:$gport
 wait_http "$url/healthz" 30
+inference_ready() { # SECONDS: until the gateway sees a healthy connection to inference
+  for _ in $(seq $(($1 * 10))); do
+    curl -fs "$url/readyz" | grep -q '[1-9]/[0-9]* connections healthy' && return 0; sleep 0.1
+  done
+  echo "demo: the inference service did not become healthy in $1 s; see $work/inference.log" >&2
+  return 1
+}
+sent() { local s; s=$(cat "$work/sent" 2>/dev/null || true); echo "${s:-0}"; }
+wait_sent() { # N: until the load has sent N payments (or ended)
+  while (( $(sent) < $1 )) && kill -0 "$load_pid" 2>/dev/null; do sleep 0.05; done
+}
+
 say "waiting for the inference service"
-for _ in $(seq 600); do
-  curl -fs "$url/readyz" | grep -q '[1-9]/[0-9]* connections healthy' && break; sleep 0.1
-done
+inference_ready 60
 curl -s "$url/readyz"; echo
 
-say "$n payments at concurrency $conc, Python healthy"
-"$bin/gateway-load" --url "$url" --n "$n" --concurrency "$conc" --offset 0 | tee "$work/healthy.json"
+say "one load: $n payments at $rate/s (at most $conc in flight); Python healthy"
+start load "$work" "$bin/gateway-load" --url "$url" --n "$n" --rate "$rate" \
+  --concurrency "$conc" --progress "$work/sent" --out "$work/load.json"
+load_pid=$(cat "$work/load.pid")
 
-say "stopping the inference service (payments must not wait on Python)"
+wait_sent $((n / 3))
+say "$(sent) sent: stopping the inference service (payments must not wait on Python)"
+kill -USR1 "$load_pid" 2>/dev/null || true # from now on payments are tagged "down"
 kill -TERM -- "-$(cat "$work/inference.pid")"; wait "$(cat "$work/inference.pid")" 2>/dev/null || true
-"$bin/gateway-load" --url "$url" --n "$n" --concurrency "$conc" --offset 1000000 | tee "$work/down.json"
+down_at=$(date +%s.%N)
 
-say "starting the inference service again"
+wait_sent $((2 * n / 3))
+say "$(sent) sent: starting the inference service again"
 start_inference
-for _ in $(seq 600); do
-  curl -fs "$url/readyz" | grep -q '[1-9]/[0-9]* connections healthy' && break; sleep 0.1
-done
+inference_ready 60
+kill -USR2 "$load_pid" 2>/dev/null || true # from now on payments are tagged "recovered"
+say "$(sent) sent: inference healthy again, $("$py" -c "import sys,time; print(round(time.time()-float(sys.argv[1]),1))" "$down_at") s after it was stopped"
+wait "$load_pid" || { echo "demo: gateway-load failed; see $work/load.log" >&2; exit 1; }
 
 say "a report over the queue"
 rid=$(curl -fs -XPOST "$url/v1/reports" | "$py" -c 'import json,sys; print(json.load(sys.stdin)["id"])')
@@ -118,18 +138,34 @@ for _ in $(seq 300); do
 done
 
 say "summary"
-"$py" - "$work" "$report" "$(curl -fs "$url/readyz")" <<'PY'
+"$py" - "$work" "$report" "$(curl -fs "$url/readyz")" "$recon" <<'PY'
 import json, sys, pathlib
 work = pathlib.Path(sys.argv[1])
-healthy = json.loads((work / "healthy.json").read_text())
-down = json.loads((work / "down.json").read_text())
+load = json.loads((work / "load.json").read_text())
 report = json.loads(sys.argv[2])
 ready = json.loads(sys.argv[3])
-hooks = [json.loads(l) for l in (work / "webhooks.jsonl").read_text().splitlines()] if (work / "webhooks.jsonl").exists() else []
-print(f"payments accepted:        {healthy['accepted'] + down['accepted']} (errors {healthy['errors'] + down['errors']})")
-print(f"Python healthy:           p50 {healthy['p50_ms']} ms, p99 {healthy['p99_ms']} ms ({healthy['model']} scored by the model)")
-print(f"Python down:              p50 {down['p50_ms']} ms, p99 {down['p99_ms']} ms ({down['fallback']} scored by the Rust rules)")
-print(f"webhooks delivered:       {sum(1 for h in hooks if h['valid'])} with valid signatures; outbox {ready['webhooks']}")
+recon = json.loads(sys.argv[4])
+hooks_file = work / "webhooks.jsonl"
+hooks = [json.loads(l) for l in hooks_file.read_text().splitlines()] if hooks_file.exists() else []
+phases = load["phases"]
+labels = {
+    "healthy": "Python healthy",
+    "down": "Python down",
+    "recovered": "Python back",
+}
+print(f"payments accepted:   {load['accepted']} of {load['accepted'] + load['errors']} "
+      f"({load['model']} scored by the model, {load['fallback']} by the Rust fallback rules)")
+print("core-path latency, by the inference service's state when the payment was sent:")
+for name, label in labels.items():
+    p = phases.get(name)
+    if p:
+        print(f"  {label:<15} p50 {p['p50_ms']:7.2f} ms  p99 {p['p99_ms']:7.2f} ms  "
+              f"{p['accepted']:5d} payments: {p['model']:5d} model, {p['fallback']:5d} fallback"
+              f"  (risk step max {p['risk_max_ms']:.1f} ms)")
+print(f"webhooks delivered:  {sum(1 for h in hooks if h['valid'])} with valid signatures "
+      f"(outbox: {ready['webhooks']})")
 res = report.get("result") or {}
-print(f"report:                   {report.get('state')} -> {res.get('csv')} and {res.get('png')}")
+print(f"report:              {report.get('state')}: {res.get('csv')} and {res.get('png')}")
+print(f"reconciliation:      " + ", ".join(f"{len(v)} {k}" for k, v in recon.items() if isinstance(v, list)))
+print(f"logs, database, load results: {work}")
 PY

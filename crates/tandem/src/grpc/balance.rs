@@ -4,7 +4,7 @@
 //! server spreads them over its processes. A call goes to the less loaded of two random healthy
 //! connections (power of two choices on the in-flight count).
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -37,6 +37,9 @@ pub(crate) struct Conn {
     pub(crate) channel: Channel,
     in_flight: AtomicUsize,
     health: Mutex<Health>,
+    /// Has been healthy at least once: an ejected connection that never was is still
+    /// connecting (its server may be starting), one that was has lost its server.
+    served: AtomicBool,
     /// Wakes the health watch to re-check at once (after a call saw the connection fail).
     pub(crate) recheck: Notify,
     changed: Arc<Notify>,
@@ -49,6 +52,7 @@ impl Conn {
         if *h != health {
             match &health {
                 Health::Serving => {
+                    self.served.store(true, Ordering::Relaxed);
                     tracing::info!(endpoint = %self.endpoint, conn = self.id, "grpc connection healthy")
                 }
                 Health::Ejected(reason) => {
@@ -114,6 +118,7 @@ impl Balancer {
                     channel,
                     in_flight: AtomicUsize::new(0),
                     health: Mutex::new(Health::Unknown),
+                    served: AtomicBool::new(false),
                     recheck: Notify::new(),
                     changed: changed.clone(),
                 }));
@@ -183,6 +188,12 @@ impl Balancer {
 
     /// Waits (until `deadline`) for a healthy connection.
     ///
+    /// With `fail_fast`, it stops waiting as soon as every connection has lost a server it was
+    /// healthy with (the servers went down or NOT_SERVING): a call then fails at once instead
+    /// of holding its caller until the deadline (gRPC's default "fail fast" for a channel in
+    /// TRANSIENT_FAILURE). It still waits while some connection has never been healthy: the
+    /// client or the server may just be starting, as gRPC waits while CONNECTING.
+    ///
     /// # Errors
     ///
     /// `Unavailable` naming every endpoint's state when none becomes healthy in time.
@@ -191,6 +202,7 @@ impl Balancer {
         avoid: &[usize],
         deadline: Instant,
         target: &str,
+        fail_fast: bool,
     ) -> Result<Arc<Conn>, Error> {
         loop {
             let notified = self.changed.notified();
@@ -199,9 +211,16 @@ impl Balancer {
             if let Some(conn) = self.pick(avoid) {
                 return Ok(conn);
             }
-            if tokio::time::timeout_at(deadline.into(), notified)
-                .await
-                .is_err()
+            let all_lost = || {
+                self.conns.iter().all(|c| {
+                    c.served.load(Ordering::Relaxed)
+                        && matches!(c.health_snapshot(), Health::Ejected(_))
+                })
+            };
+            if (fail_fast && all_lost())
+                || tokio::time::timeout_at(deadline.into(), notified)
+                    .await
+                    .is_err()
             {
                 return Err(Error::unavailable(
                     Transport::Grpc,
@@ -355,7 +374,12 @@ mod tests {
         let b = balancer(&["http://127.0.0.1:1"], 2);
         b.conns[0].eject("health of \"\" is NOT_SERVING".to_owned());
         let err = b
-            .pick_until(&[], Instant::now() + Duration::from_millis(50), "echo")
+            .pick_until(
+                &[],
+                Instant::now() + Duration::from_millis(50),
+                "echo",
+                true,
+            )
             .await
             .unwrap_err();
         let text = err.to_string();
@@ -368,6 +392,71 @@ mod tests {
             text.contains("NOT_SERVING") && text.contains("not checked yet"),
             "{text}"
         );
+    }
+
+    #[tokio::test]
+    async fn every_connection_lost_fails_at_once_unless_asked_to_wait() {
+        let b = balancer(&["http://127.0.0.1:1"], 2);
+        for c in &b.conns {
+            c.set_health(Health::Serving);
+            c.eject("connection refused".to_owned());
+        }
+        let far = Instant::now() + Duration::from_secs(600);
+        // The test's own deadline: a fail-fast pick must not wait for the 600 s one.
+        let err = tokio::time::timeout(
+            Duration::from_secs(10),
+            b.pick_until(&[], far, "echo", true),
+        )
+        .await
+        .expect("fails at once")
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("0/2 connections healthy (connection refused)"),
+            "{err}"
+        );
+        // wait_ready's way: keeps waiting, and takes a connection that comes back.
+        let waiting = b.pick_until(&[], far, "echo", false);
+        tokio::pin!(waiting);
+        assert!(futures_poll_once(waiting.as_mut()).await.is_none());
+        b.conns[1].set_health(Health::Serving);
+        let conn = tokio::time::timeout(Duration::from_secs(10), waiting)
+            .await
+            .expect("wakes up")
+            .expect("a connection");
+        assert_eq!(conn.id, 1);
+    }
+
+    #[tokio::test]
+    async fn connections_never_healthy_are_still_connecting_and_waited_for() {
+        let b = balancer(&["http://127.0.0.1:1"], 2);
+        for c in &b.conns {
+            c.eject("connection refused".to_owned());
+        }
+        let soon = Instant::now() + Duration::from_millis(50);
+        let err = tokio::time::timeout(
+            Duration::from_secs(10),
+            b.pick_until(&[], soon, "echo", true),
+        )
+        .await
+        .expect("gives up at its deadline")
+        .unwrap_err();
+        assert!(err.to_string().contains("no healthy endpoint"), "{err}");
+        let waiting = b.pick_until(&[], Instant::now() + Duration::from_secs(600), "echo", true);
+        tokio::pin!(waiting);
+        assert!(
+            futures_poll_once(waiting.as_mut()).await.is_none(),
+            "waits for a start"
+        );
+    }
+
+    /// Polls `f` once; `None` if it is still pending.
+    async fn futures_poll_once<F: std::future::Future + Unpin>(mut f: F) -> Option<F::Output> {
+        std::future::poll_fn(|cx| match std::pin::Pin::new(&mut f).poll(cx) {
+            std::task::Poll::Ready(v) => std::task::Poll::Ready(Some(v)),
+            std::task::Poll::Pending => std::task::Poll::Ready(None),
+        })
+        .await
     }
 
     #[test]

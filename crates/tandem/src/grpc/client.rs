@@ -174,7 +174,7 @@ impl Client {
     pub async fn wait_ready(&self, timeout: Duration) -> Result<(), Error> {
         self.inner
             .balancer
-            .pick_until(&[], Instant::now() + timeout, "grpc client")
+            .pick_until(&[], Instant::now() + timeout, "grpc client", false)
             .await
             .map(|_| ())
     }
@@ -252,7 +252,7 @@ impl Client {
             n += 1;
             let conn = inner
                 .balancer
-                .pick_until(&tried, plan.deadline, plan.method)
+                .pick_until(&tried, plan.deadline, plan.method, true)
                 .await?;
             let target = format!("{} at {}", plan.method, conn.endpoint);
             let remaining = plan.deadline.saturating_duration_since(Instant::now());
