@@ -21,20 +21,23 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/tandem-demo.XXXXXX")
 services=$root/examples/gateway/services
 secret=demo-secret
 pids=()
-redis_dir=""
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
 cleanup() {
-  trap - EXIT INT TERM
+  # A second Ctrl-C must not cut the clean-up short and leave processes behind.
+  trap '' INT TERM
+  trap - EXIT
   say "stopping everything"
-  for pid in "${pids[@]}"; do kill -TERM -- "-$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do
+  # Newest first (the load, the gateway, ..., Redis last), each group given 10 s to stop.
+  local i pid
+  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+    pid=${pids[i]}
+    kill -TERM -- "-$pid" 2>/dev/null || true
     for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -KILL -- "-$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
   done
-  [[ -n "$redis_dir" ]] && bash scripts/redis.sh stop "$redis_dir" || true
   say "logs and reports are in $work"
 }
 trap cleanup EXIT
@@ -60,8 +63,16 @@ cargo build -q --release -p gateway --all-features
 bin=$CARGO_TARGET_DIR/release
 
 if [[ -z "${REDIS_URL:-}" ]]; then
-  redis_dir=$work/redis
-  REDIS_URL="redis://127.0.0.1:$(bash scripts/redis.sh start "$redis_dir")"
+  # A private redis-server in the foreground (not --daemonize), so that this script owns, stops
+  # and reaps it like every other process it starts.
+  command -v redis-server >/dev/null || bash scripts/setup-system.sh
+  redis_port=$(free_port)
+  mkdir -p "$work/redis"
+  start redis "$work/redis" redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$work/redis" \
+    --save '' --appendonly no
+  for _ in $(seq 100); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.05; done
+  redis-cli -p "$redis_port" ping >/dev/null || { echo "demo: redis-server did not start; see $work/redis.log" >&2; exit 1; }
+  REDIS_URL="redis://127.0.0.1:$redis_port"
 fi
 say "redis at $REDIS_URL"
 
@@ -84,7 +95,8 @@ inference_ready() { # SECONDS: until the gateway sees a healthy connection to in
 }
 sent() { local s; s=$(cat "$work/sent" 2>/dev/null || true); echo "${s:-0}"; }
 wait_sent() { # N: until the load has sent N payments (or ended)
-  while (( $(sent) < $1 )) && kill -0 "$load_pid" 2>/dev/null; do sleep 0.05; done
+  local s
+  while s=$(sent) && (( ${s:-0} < $1 )) && kill -0 "$load_pid" 2>/dev/null; do sleep 0.05; done
 }
 
 say "waiting for the inference service"
