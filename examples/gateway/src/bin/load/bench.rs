@@ -128,7 +128,30 @@ async fn one_phase(
         rate: 0.0,
         progress: None,
     };
-    let _warm = drive(&load(300, 1_000_000), phase.clone()).await;
+    // A gentle warm-up (connections, the model's first batches) that does not trip the
+    // breaker, then, with Python healthy, a closed breaker before measuring: otherwise a cold
+    // start can open it and the "healthy" phase would measure the fallback.
+    let mut warm = load(300, 1_000_000);
+    warm.concurrency = concurrency.min(8);
+    let _warm = drive(&warm, phase.clone()).await;
+    if delay == Some(0) {
+        let closed = harness::wait_for(Duration::from_secs(10), || {
+            let (client, url) = (client.clone(), url.clone());
+            async move {
+                matches!(
+                    json(&client, "GET", &format!("{url}/readyz"), &[], vec![]).await,
+                    Ok((200, v)) if v["risk"]["breaker"] == "Closed"
+                )
+            }
+        })
+        .await;
+        if !closed {
+            return Err(format!(
+                "the risk breaker did not close after the warm-up with Python healthy; see {}",
+                log.display()
+            ));
+        }
+    }
     Ok(drive(&load(n, 0), phase).await)
     // The gateway and the inference service are stopped (group-wide) as they drop.
 }
@@ -164,7 +187,7 @@ fn table(
          Command: `make bench-gateway` (`gateway-load --bench --n {n} --concurrency {c} --rounds {rounds}`), \
          release build, {date}, load average {load_before} before and {load_after} after \
          (1/5/15 min, 2 cores). Each round runs the three phases in turn, each with a fresh \
-         inference service and gateway, 300 warm-up payments, then {n} measured payments at \
+         inference service and gateway, 300 warm-up payments at concurrency ≤ 8 (with Python healthy, until the breaker is closed), then {n} measured payments at \
          concurrency {c}; risk deadline 50 ms. The table pools the rounds.\n\n\
          | Python | accepted | errors | model | fallback | p50 ms | p99 ms | p99 / healthy p99 | risk step p99 ms | risk step max ms | SQLite commit p99 ms |\n\
          |---|---|---|---|---|---|---|---|---|---|---|\n",
