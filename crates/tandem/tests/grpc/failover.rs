@@ -269,3 +269,30 @@ async fn not_serving_endpoint_is_ejected_and_comes_back() {
     b.stop().await;
     assert_no_zombies();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_server_fails_calls_at_once_not_at_their_deadline() {
+    let server = Server::start("stopped_fails_fast", 1, &[]).await;
+    let c = client(&[server.uri()], 2);
+    c.wait_ready(Duration::from_secs(30)).await.unwrap();
+    c.invoke(json("echo", serde_json::json!({}))).await.unwrap();
+    server.stop().await;
+    assert!(
+        support::wait_until(Duration::from_secs(20), || c
+            .health_summary()
+            .contains("0/2 connections healthy"))
+        .await,
+        "the health watch did not eject the connections: {}",
+        c.health_summary()
+    );
+    // A call with a 10-minute deadline comes back at once (the test's own 10 s limit), not
+    // when the deadline passes: every connection has lost the server it was healthy with.
+    let req = json("echo", serde_json::json!({})).with_timeout(Duration::from_secs(600));
+    let err = tokio::time::timeout(Duration::from_secs(10), c.invoke(req))
+        .await
+        .expect("the call fails at once")
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+    assert!(err.to_string().contains("no healthy endpoint"), "{err}");
+    assert_no_zombies();
+}
