@@ -29,6 +29,10 @@
 //! - **Connections pin to processes**: with fewer connections than server processes some
 //!   processes get no calls; a killed process fails only the calls in flight on its
 //!   connections, which are then ejected until their health watch reconnects.
+//! - **No healthy connection**: a call waits for one until its deadline while some connection
+//!   has never been healthy (the client or the server is starting), and fails at once with
+//!   `Unavailable` once every connection has lost the server it was healthy with, so a caller
+//!   with a fallback does not spend its deadline on a server that is gone.
 //! - **Keepalive**: HTTP/2 pings are off by default because grpcio answers pings more frequent
 //!   than its `grpc.http2.min_ping_interval_without_data_ms` (5 min) with GOAWAY
 //!   `too_many_pings`; see [`Builder::http2_keepalive`].
