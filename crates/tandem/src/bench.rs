@@ -30,6 +30,8 @@ use tower::{Service, ServiceExt};
 use crate::call::{Error, Request, Response};
 use crate::codec::{Codec, Payload};
 
+pub mod choose;
+
 /// When a benchmark run stops.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Limit {
@@ -56,6 +58,8 @@ pub struct Config {
     pub codec: Codec,
     /// Calls made before measuring starts (not counted), spread over the callers.
     pub warmup: u64,
+    /// The payload sent with every call; `None`: a string of `payload_bytes` bytes.
+    pub body: Option<Payload>,
 }
 
 impl Config {
@@ -69,7 +73,16 @@ impl Config {
             timeout: None,
             codec: Codec::Json,
             warmup: 50,
+            body: None,
         }
+    }
+
+    /// Sends `body` with every call instead of a generated string; `payload_bytes` becomes
+    /// its size.
+    pub fn body(mut self, body: Payload) -> Self {
+        self.payload_bytes = body.len();
+        self.body = Some(body);
+        self
     }
 
     /// Sets the payload size in bytes.
@@ -176,7 +189,10 @@ where
     S: Service<Request, Response = Response, Error = Error> + Clone + Send + 'static,
     S::Future: Send,
 {
-    let payload = payload(cfg.payload_bytes, cfg.codec);
+    let payload = cfg
+        .body
+        .clone()
+        .unwrap_or_else(|| payload(cfg.payload_bytes, cfg.codec));
     let concurrency = cfg.concurrency.max(1);
 
     // Warm-up: start processes, fill caches; not measured.
