@@ -11,29 +11,9 @@ use std::time::Duration;
 use serde_json::Value;
 use support::{free_port, processes_with, python, tandem, text, wait_for_port, wait_until, Peer};
 
-/// A fresh directory holding the test's Python service.
+/// A fresh directory holding the echo service as `wiresvc`.
 fn fixture(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("tandem-cliwire-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("wiresvc.py"),
-        r#"
-import tandem
-
-app = tandem.App("wiresvc")
-
-@app.handler("echo")
-def echo(payload):
-    return payload
-
-@app.handler("boom")
-def boom(payload):
-    raise ValueError("boom went the handler")
-"#,
-    )
-    .unwrap();
-    dir
+    support::fixture(&format!("wire-{name}"), &["wiresvc"])
 }
 
 /// stdout as JSON lines.

@@ -139,6 +139,7 @@ pub(super) fn machine() -> Value {
 }
 
 fn to_json(args: &BenchArgs, plan: &Plan, rows: &[Row], rec: &Recommendation) -> Value {
+    let redis_used = rows.iter().find_map(|r| r.redis.clone());
     let transports: Vec<Value> = rows
         .iter()
         .map(|r| {
@@ -168,7 +169,10 @@ fn to_json(args: &BenchArgs, plan: &Plan, rows: &[Row], rec: &Recommendation) ->
         "limit": limit,
         "script_calls_max": stage::SCRIPT_CALLS,
         "workers": plan.opts.workers,
-        "redis": if plan.redis.is_some() { "REDIS_URL" } else { "private" },
+        "redis": {
+            "source": if plan.redis.is_some() { "REDIS_URL" } else { "private" },
+            "addr": redis_used,
+        },
         "machine": machine(),
         "finished_at_unix_s": unix_s,
         "transports": transports,

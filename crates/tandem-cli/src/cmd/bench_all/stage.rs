@@ -55,6 +55,8 @@ pub(super) struct Row {
     pub(super) errors: u64,
     /// One `tandem bench` report per concurrency level.
     pub(super) runs: Vec<Report>,
+    /// `HOST:PORT` of the Redis the queue used.
+    pub(super) redis: Option<String>,
 }
 
 /// What a crash takes down, per transport (how each is built, see docs/choosing.md).
@@ -73,11 +75,10 @@ pub(super) fn isolation(transport: &str) -> &'static str {
 pub(super) async fn run(plan: &Plan, transport: &'static str) -> Result<Row, Failure> {
     let mut peers = Vec::new();
     let started = Instant::now();
-    let (conn, started) = match start(plan, transport, &mut peers, started).await {
-        Ok(c) => c,
-        Err(f) => return Err(f),
-    };
-    let result = measure(plan, transport, &conn, &mut peers, started).await;
+    let (conn, started, redis) = start(plan, transport, &mut peers, started).await?;
+    let result = measure(plan, transport, &conn, &mut peers, started)
+        .await
+        .map(|row| Row { redis, ..row });
     conn.close().await;
     drop(peers);
     result
@@ -135,17 +136,18 @@ async fn measure(
         isolation: isolation(transport),
         errors: runs.iter().map(|r| r.errors).sum(),
         runs,
+        redis: None,
     })
 }
 
-/// Starts `transport` (its peers go in `peers`) and returns its connection and when its own
-/// start began (after any Redis it needs).
+/// Starts `transport` (its peers go in `peers`) and returns its connection, when its own start
+/// began (after any Redis it needs), and the Redis address for the queue.
 async fn start(
     plan: &Plan,
     transport: &str,
     peers: &mut Vec<Peer>,
     started: Instant,
-) -> Result<(Connection, Instant), Failure> {
+) -> Result<(Connection, Instant, Option<String>), Failure> {
     let python = plan.opts.python.clone();
     let workers = plan.opts.workers.to_string();
     let connect = |e: Endpoint| async move {
@@ -154,8 +156,12 @@ async fn start(
             .map_err(super::super::setup_failure)
     };
     match transport {
-        "pool" => Ok((connect(Endpoint::pool(&plan.app)).await?, started)),
-        "script" => Ok((connect(Endpoint::app_script(&plan.app)).await?, started)),
+        "pool" => Ok((connect(Endpoint::pool(&plan.app)).await?, started, None)),
+        "script" => Ok((
+            connect(Endpoint::app_script(&plan.app)).await?,
+            started,
+            None,
+        )),
         "plugin" => {
             let command = vec![
                 python.display().to_string(),
@@ -164,7 +170,7 @@ async fn start(
                 "plugin".into(),
                 plan.app.clone(),
             ];
-            Ok((connect(Endpoint::plugin(command)).await?, started))
+            Ok((connect(Endpoint::plugin(command)).await?, started, None))
         }
         "grpc" => {
             let port = free_port().map_err(Failure::Internal)?;
@@ -192,7 +198,7 @@ async fn start(
                     return Err(Failure::Usage(peers[0].died(status)));
                 }
                 match endpoint::connect(&Endpoint::grpc("127.0.0.1", port), &plan.opts).await {
-                    Ok(c) => return Ok((c, started)),
+                    Ok(c) => return Ok((c, started, None)),
                     Err(endpoint::ConnectError::Absent(..)) if Instant::now() < deadline => {
                         tokio::time::sleep(Duration::from_millis(50)).await;
                     }
@@ -236,7 +242,7 @@ async fn start(
             )?);
             let target = endpoint::redis::parse(&format!("{addr}/{stream}"))
                 .map_err(|e| Failure::Usage(anyhow::anyhow!("{e}")))?;
-            Ok((connect(Endpoint::Redis(target)).await?, started))
+            Ok((connect(Endpoint::Redis(target)).await?, started, Some(addr)))
         }
     }
 }
