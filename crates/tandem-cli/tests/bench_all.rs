@@ -196,3 +196,68 @@ fn without_redis_server_it_says_what_to_install() {
     assert_fails(&out, 2, &["redis-server is not on PATH", "REDIS_URL"]);
     assert_nothing_left("noredissvc");
 }
+
+/// A running `tandem`, interrupted (SIGINT, as Ctrl-C) and reaped if the test fails early.
+struct Running(std::process::Child);
+
+impl Running {
+    fn interrupt(&self) {
+        let pid = self.0.id().to_string();
+        let _ = std::process::Command::new("kill")
+            .args(["-INT", &pid])
+            .status();
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            self.interrupt();
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+            while matches!(self.0.try_wait(), Ok(None)) && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+#[test]
+fn ctrl_c_stops_everything_it_started() {
+    use std::process::{Command, Stdio};
+    use std::time::Duration;
+    let dir = fixture("bench-all-int", &["intsvc"]);
+    let mut run = Running(
+        Command::new(env!("CARGO_BIN_EXE_tandem"))
+            .args([
+                "bench",
+                "--all",
+                "--app",
+                "intsvc:app",
+                "-m",
+                "echo",
+                "--duration",
+                "2s",
+            ])
+            .current_dir(&dir)
+            .env("TANDEM_PYTHON", support::python())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    // Interrupt while the gRPC server runs (a process group of its own, with workers).
+    support::wait_until(Duration::from_secs(60), "the gRPC server to start", || {
+        !processes_with("tandem serve intsvc:app").is_empty()
+    });
+    run.interrupt();
+    support::wait_until(Duration::from_secs(30), "tandem to exit", || {
+        run.0.try_wait().unwrap().is_some()
+    });
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut run.0.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(run.0.wait().unwrap().code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert_nothing_left("intsvc");
+}

@@ -25,11 +25,25 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), Failure> {
     let plan = plan(&args)?;
     let measured = tokio::select! {
         r = measure_all(&plan) => r,
-        _ = tokio::signal::ctrl_c() => Err(Failure::Interrupted),
+        () = interrupted() => Err(Failure::Interrupted),
     };
     let result = measured.and_then(|rows| finish(&args, &plan, &rows));
     let _ = std::fs::remove_dir_all(&plan.logs);
     result
+}
+
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM; dropping the run then stops all it started.
+async fn interrupted() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        },
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }
 
 /// Checks the inputs and finds what the run needs before anything starts.
