@@ -23,7 +23,8 @@ pub(crate) enum Command {
     // `--version N` is the plugin protocol version here; `tandem --version` still works.
     #[command(disable_version_flag = true)]
     Call(CallArgs),
-    /// Measure latency (p50, p99) and throughput of an endpoint.
+    /// Measure latency (p50, p99) and throughput of an endpoint, or (--all) of an app over
+    /// every transport, with a recommendation.
     #[command(disable_version_flag = true)]
     Bench(BenchArgs),
     /// Inspect and repair a Redis Streams queue: stats, pending, dead, replay, purge-dead.

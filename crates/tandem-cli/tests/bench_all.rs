@@ -128,6 +128,55 @@ fn the_recommendation_follows_the_flags() {
     assert_nothing_left("treesvc");
 }
 
+#[test]
+fn redis_url_uses_that_redis_instead_of_starting_one() {
+    let dir = fixture("bench-all-url", &["urlsvc"]);
+    let port = support::free_port();
+    let p = port.to_string();
+    let d = dir.display().to_string();
+    let args = [
+        "--port",
+        &p,
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--dir",
+        &d,
+    ];
+    let _redis = support::Peer::start("redis", &dir, Path::new("redis-server"), &args);
+    support::wait_for_port(port, "redis-server");
+    let url = format!("redis://127.0.0.1:{port}/0");
+    let args = [
+        "bench",
+        "--all",
+        "--app",
+        "urlsvc:app",
+        "-m",
+        "echo",
+        "--calls",
+        "10",
+        "-c",
+        "2",
+        "--warmup",
+        "0",
+        "--json",
+    ];
+    let out = tandem_with(&dir, &args, &[("REDIS_URL", &url)]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["redis"]["source"], "REDIS_URL");
+    assert_eq!(v["redis"]["addr"], format!("127.0.0.1:{port}"));
+    let queue = &v["transports"][4];
+    assert_eq!(
+        (queue["transport"].as_str(), queue["errors"].as_u64()),
+        (Some("queue"), Some(0))
+    );
+    // That Redis is still up: bench --all stops only what it started.
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+    assert_nothing_left("urlsvc");
+}
+
 fn assert_fails(out: &std::process::Output, code: i32, words: &[&str]) {
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(code), "stderr: {err}");
