@@ -10,7 +10,13 @@ use crate::endpoint::Endpoint;
 
 /// Call Python from Rust: make one call, or measure a transport.
 #[derive(Debug, Parser)]
-#[command(name = "tandem", version, about, propagate_version = true)]
+#[command(
+    name = "tandem",
+    version,
+    about,
+    propagate_version = true,
+    args_override_self = true
+)]
 pub(crate) struct Cli {
     #[command(subcommand)]
     pub(crate) command: Command,
@@ -111,6 +117,10 @@ pub(crate) struct BenchArgs {
     /// recommend one (see docs/choosing.md).
     #[arg(long, requires = "app")]
     pub(crate) all: bool,
+    /// Read flags from a TOML file (keys are flag names, e.g. app = "svc:app", qps = 500);
+    /// flags on the command line win.
+    #[arg(long, value_name = "FILE.toml")]
+    pub(crate) config: Option<PathBuf>,
     #[command(flatten)]
     pub(crate) all_args: AllArgs,
     /// The method (handler name) to call; it should echo or do little.

@@ -109,12 +109,12 @@ fn measures_all_five_and_recommends_by_the_tree() {
 #[test]
 fn the_recommendation_follows_the_flags() {
     let dir = fixture("bench-all-tree", &["treesvc"]);
+    let config = "qps = 5000\nrealtime = true\nneeds-plugin = true\npayload = { n = 1 }\n";
+    std::fs::write(dir.join("bench.toml"), config).unwrap();
     for (flags, want) in [
         (&["--qps", "1000", "--latency-ms", "50"][..], "grpc"),
-        (
-            &["--qps", "10", "--realtime", "--needs-plugin"][..],
-            "plugin",
-        ),
+        // The same flags from a --config file; the command line wins (--qps 10 over 5000).
+        (&["--config", "bench.toml", "--qps", "10"][..], "plugin"),
         (&["--qps", "10", "--realtime"][..], "process"),
     ] {
         let v = bench_all(&dir, "treesvc", flags);
@@ -124,6 +124,13 @@ fn the_recommendation_follows_the_flags() {
             !rec["reason"].as_str().unwrap().contains("not measured"),
             "{rec}"
         );
+        if want == "plugin" {
+            assert_eq!(rec["needs"]["qps"], 10.0, "{rec}");
+            assert_eq!(
+                v["payload_bytes"], 7,
+                "the config's payload {{\"n\":1}}: {v}"
+            );
+        }
     }
     assert_nothing_left("treesvc");
 }
