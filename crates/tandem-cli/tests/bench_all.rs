@@ -138,21 +138,7 @@ fn the_recommendation_follows_the_flags() {
 #[test]
 fn redis_url_uses_that_redis_instead_of_starting_one() {
     let dir = fixture("bench-all-url", &["urlsvc"]);
-    let port = support::free_port();
-    let p = port.to_string();
-    let d = dir.display().to_string();
-    let args = [
-        "--port",
-        &p,
-        "--bind",
-        "127.0.0.1",
-        "--save",
-        "",
-        "--dir",
-        &d,
-    ];
-    let _redis = support::Peer::start("redis", &dir, Path::new("redis-server"), &args);
-    support::wait_for_port(port, "redis-server");
+    let (_redis, port) = support::redis(&dir);
     let url = format!("redis://127.0.0.1:{port}/0");
     let args = [
         "bench",
