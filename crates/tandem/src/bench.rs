@@ -4,6 +4,8 @@
 //! after another until a call count or a duration is reached, and returns a [`Report`] with the
 //! latency percentiles and the throughput. It needs no feature: any transport client (or a
 //! baseline written for a benchmark) can be measured the same way, so results compare as ratios.
+//! [`choose`] walks the transport decision tree of `docs/choosing.md` over such reports (what
+//! `tandem bench --all` prints as its recommendation).
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
