@@ -10,7 +10,13 @@ use crate::endpoint::Endpoint;
 
 /// Call Python from Rust: make one call, or measure a transport.
 #[derive(Debug, Parser)]
-#[command(name = "tandem", version, about, propagate_version = true)]
+#[command(
+    name = "tandem",
+    version,
+    about,
+    propagate_version = true,
+    args_override_self = true
+)]
 pub(crate) struct Cli {
     #[command(subcommand)]
     pub(crate) command: Command,
@@ -23,7 +29,8 @@ pub(crate) enum Command {
     // `--version N` is the plugin protocol version here; `tandem --version` still works.
     #[command(disable_version_flag = true)]
     Call(CallArgs),
-    /// Measure latency (p50, p99) and throughput of an endpoint.
+    /// Measure latency (p50, p99) and throughput of an endpoint, or (--all) of an app over
+    /// every transport, with a recommendation.
     #[command(disable_version_flag = true)]
     Bench(BenchArgs),
     /// Inspect and repair a Redis Streams queue: stats, pending, dead, replay, purge-dead.
@@ -98,21 +105,37 @@ pub(crate) struct CallArgs {
     pub(crate) common: CommonArgs,
 }
 
-/// `tandem bench ENDPOINT --method M …`.
+/// `tandem bench ENDPOINT --method M …` or `tandem bench --all --app MODULE:APP --method M …`.
 #[derive(Debug, Args)]
 pub(crate) struct BenchArgs {
     /// What to measure: pool:MODULE:APP, script:PATH, plugin:COMMAND, grpc://HOST:PORT or
-    /// redis://HOST:PORT/STREAM.
-    pub(crate) endpoint: Endpoint,
+    /// redis://HOST:PORT/STREAM (or --all).
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    pub(crate) endpoint: Option<Endpoint>,
+    /// Measure --app over every transport and the one-shot script, starting what each needs
+    /// (servers, a private redis-server unless REDIS_URL is set) and stopping it after, then
+    /// recommend one (see docs/choosing.md).
+    #[arg(long, requires = "app")]
+    pub(crate) all: bool,
+    /// Read flags from a TOML file (keys are flag names, e.g. app = "svc:app", qps = 500);
+    /// flags on the command line win.
+    #[arg(long, value_name = "FILE.toml")]
+    pub(crate) config: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) all_args: AllArgs,
     /// The method (handler name) to call; it should echo or do little.
     #[arg(long, short = 'm')]
     pub(crate) method: String,
     /// Size of each payload in bytes (a JSON string of about that size).
     #[arg(long, default_value_t = 100, value_name = "N")]
     pub(crate) payload_bytes: usize,
-    /// How many calls are in flight at once.
-    #[arg(long, short = 'c', default_value_t = 1, value_name = "C", value_parser = clap::value_parser!(u32).range(1..=100_000))]
-    pub(crate) concurrency: u32,
+    /// The payload of every call instead of --payload-bytes: inline JSON, or @FILE.
+    #[arg(long, value_name = "JSON|@FILE", conflicts_with = "payload_bytes")]
+    pub(crate) payload: Option<String>,
+    /// How many calls are in flight at once; a list (1,64) runs each level in turn (default 1;
+    /// with --all 1,64).
+    #[arg(long, short = 'c', value_name = "C[,C…]", value_delimiter = ',', value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub(crate) concurrency: Vec<u32>,
     /// Stop after N calls (default 1000, unless --duration is given).
     #[arg(long, value_name = "N", conflicts_with = "duration")]
     pub(crate) calls: Option<u64>,
@@ -127,6 +150,33 @@ pub(crate) struct BenchArgs {
     pub(crate) json: bool,
     #[command(flatten)]
     pub(crate) common: CommonArgs,
+}
+
+/// The flags of `tandem bench --all`: what to run, and the needs the recommendation follows.
+#[derive(Debug, Args)]
+pub(crate) struct AllArgs {
+    /// The App to measure (with --all), MODULE:APP as `python -m tandem` takes it.
+    #[arg(long, value_name = "MODULE:APP", requires = "all")]
+    pub(crate) app: Option<String>,
+    /// Expected calls per second, for the recommendation.
+    #[arg(long, value_name = "N", requires = "all")]
+    pub(crate) qps: Option<f64>,
+    /// The longest the caller can wait for an answer, in milliseconds, for the recommendation.
+    #[arg(long, value_name = "MS", requires = "all")]
+    pub(crate) latency_ms: Option<f64>,
+    /// The caller waits for the answer (for the recommendation).
+    #[arg(long, requires = "all", conflicts_with = "batch")]
+    pub(crate) realtime: bool,
+    /// The caller does not wait for the answer: background or batch work.
+    #[arg(long, requires = "all")]
+    pub(crate) batch: bool,
+    /// The handler needs plugins: isolation, swap without restart, third-party code.
+    #[arg(long, requires = "all")]
+    pub(crate) needs_plugin: bool,
+    /// Also draw p50/p99 and calls/s per transport into FILE.png (with the --python
+    /// interpreter's matplotlib: pip install 'tandem[reports]').
+    #[arg(long, value_name = "FILE.png", requires = "all")]
+    pub(crate) plot: Option<PathBuf>,
 }
 
 /// Flags shared by `call` and `bench`.
@@ -348,7 +398,7 @@ mod tests {
         let b = bench(&["bench", "pool:m:a", "--method", "echo"]);
         assert_eq!(
             (b.payload_bytes, b.concurrency, b.calls, b.json),
-            (100, 1, None, false)
+            (100, vec![], None, false)
         );
     }
 
@@ -364,7 +414,9 @@ mod tests {
             "--concurrency",
             "64",
         ]);
-        assert_eq!((b.payload_bytes, b.concurrency), (65536, 64));
+        assert_eq!((b.payload_bytes, b.concurrency), (65536, vec![64]));
+        let b = bench(&["bench", "pool:m:a", "-m", "e", "-c", "1,64"]);
+        assert_eq!(b.concurrency, vec![1, 64]);
         assert!(parse(&["bench", "pool:m:a", "-m", "e", "--concurrency", "0"]).is_err());
         assert!(parse(&["bench", "pool:m:a", "-m", "e", "--payload-bytes", "-1"]).is_err());
     }
@@ -401,5 +453,48 @@ mod tests {
                 .timeout,
             Duration::from_secs(60)
         );
+    }
+
+    #[test]
+    fn bench_all_takes_an_app_instead_of_an_endpoint() {
+        let b = bench(&[
+            "bench",
+            "--all",
+            "--app",
+            "svc:app",
+            "-m",
+            "echo",
+            "--qps",
+            "1000",
+            "--latency-ms",
+            "50",
+            "--plot",
+            "out.png",
+            "--payload",
+            "@in.json",
+        ]);
+        assert!(b.all && b.endpoint.is_none());
+        assert_eq!(b.all_args.app.as_deref(), Some("svc:app"));
+        assert_eq!(
+            (b.all_args.qps, b.all_args.latency_ms),
+            (Some(1000.0), Some(50.0))
+        );
+        assert_eq!(b.payload.as_deref(), Some("@in.json"));
+        // --all needs --app and no endpoint; the needs flags need --all.
+        assert!(parse(&["bench", "--all", "-m", "e"]).is_err());
+        assert!(parse(&["bench", "pool:m:a", "--all", "--app", "m:a", "-m", "e"]).is_err());
+        assert!(parse(&["bench", "pool:m:a", "-m", "e", "--qps", "5"]).is_err());
+        assert!(parse(&["bench", "-m", "e"]).is_err());
+        let both = [
+            "bench",
+            "--all",
+            "--app",
+            "m:a",
+            "-m",
+            "e",
+            "--batch",
+            "--realtime",
+        ];
+        assert!(parse(&both).is_err());
     }
 }

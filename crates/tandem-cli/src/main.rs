@@ -7,6 +7,7 @@
 
 mod args;
 mod cmd;
+mod config;
 mod duration;
 mod endpoint;
 mod output;
@@ -17,7 +18,14 @@ use args::{Cli, Command};
 use output::Failure;
 
 fn main() {
-    let cli = match Cli::try_parse() {
+    let argv = match config::expand(std::env::args_os().collect()) {
+        Ok(argv) => argv,
+        Err(e) => {
+            eprintln!("tandem: {e}");
+            std::process::exit(output::EXIT_USAGE);
+        }
+    };
+    let cli = match Cli::try_parse_from(argv) {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();

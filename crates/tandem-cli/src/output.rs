@@ -20,7 +20,12 @@ pub(crate) enum Failure {
     Usage(anyhow::Error),
     /// Something in the CLI itself failed: exit 2.
     Internal(anyhow::Error),
+    /// Ctrl-C: everything started was stopped; exit 130.
+    Interrupted,
 }
+
+/// Stopped by Ctrl-C (128 + SIGINT).
+pub(crate) const EXIT_INTERRUPTED: i32 = 130;
 
 /// Prints the failure on stderr and returns its exit code.
 pub(crate) fn report(f: &Failure) -> i32 {
@@ -40,9 +45,11 @@ pub(crate) fn report(f: &Failure) -> i32 {
             writeln!(err, "hint: {hint}")
         }
         Failure::Usage(e) | Failure::Internal(e) => writeln!(err, "tandem: {e:#}"),
+        Failure::Interrupted => writeln!(err, "tandem: interrupted; stopped what it had started"),
     };
     match f {
         Failure::Call(_) => EXIT_CALL,
+        Failure::Interrupted => EXIT_INTERRUPTED,
         _ => EXIT_USAGE,
     }
 }

@@ -9,28 +9,9 @@ use std::time::{Duration, Instant};
 
 use support::{processes_with, python, tandem, text};
 
-/// A fresh directory holding the test's Python service and script.
+/// A fresh directory holding the echo service (`clisvc`) and a `@tandem.script` file.
 fn fixture(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("tandem-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("clisvc.py"),
-        r#"
-import tandem
-
-app = tandem.App("clisvc")
-
-@app.handler("echo")
-def echo(payload):
-    return payload
-
-@app.handler("boom")
-def boom(payload):
-    raise ValueError("boom went the handler")
-"#,
-    )
-    .unwrap();
+    let dir = support::fixture(name, &["clisvc"]);
     std::fs::write(
         dir.join("script.py"),
         r#"

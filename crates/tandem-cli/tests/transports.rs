@@ -11,29 +11,9 @@ use std::time::Duration;
 use serde_json::Value;
 use support::{free_port, processes_with, python, tandem, text, wait_for_port, wait_until, Peer};
 
-/// A fresh directory holding the test's Python service.
+/// A fresh directory holding the echo service as `wiresvc`.
 fn fixture(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("tandem-cliwire-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("wiresvc.py"),
-        r#"
-import tandem
-
-app = tandem.App("wiresvc")
-
-@app.handler("echo")
-def echo(payload):
-    return payload
-
-@app.handler("boom")
-def boom(payload):
-    raise ValueError("boom went the handler")
-"#,
-    )
-    .unwrap();
-    dir
+    support::fixture(&format!("wire-{name}"), &["wiresvc"])
 }
 
 /// stdout as JSON lines.
@@ -136,30 +116,6 @@ fn grpc_without_a_server_exits_2_with_a_hint() {
     );
 }
 
-/// A private redis-server on a free port, with no persistence.
-fn redis(dir: &Path) -> (Peer, u16) {
-    let port = free_port();
-    let p = port.to_string();
-    let d = dir.display().to_string();
-    let peer = Peer::start(
-        "redis",
-        dir,
-        Path::new("redis-server"),
-        &[
-            "--port",
-            &p,
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--dir",
-            &d,
-        ],
-    );
-    wait_for_port(port, "redis-server");
-    (peer, port)
-}
-
 fn queue(dir: &Path, args: &[&str]) -> Vec<Value> {
     let out = tandem(dir, args);
     assert_exit(&out, 0);
@@ -169,7 +125,7 @@ fn queue(dir: &Path, args: &[&str]) -> Vec<Value> {
 #[test]
 fn redis_call_bench_and_queue_admin_against_a_real_consumer() {
     let dir = fixture("redis");
-    let (_redis, port) = redis(&dir);
+    let (_redis, port) = support::redis(&dir);
     let url = format!("redis://127.0.0.1:{port}");
     let _consumer = Peer::start(
         "consume",

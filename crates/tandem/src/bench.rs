@@ -4,6 +4,8 @@
 //! after another until a call count or a duration is reached, and returns a [`Report`] with the
 //! latency percentiles and the throughput. It needs no feature: any transport client (or a
 //! baseline written for a benchmark) can be measured the same way, so results compare as ratios.
+//! [`choose`] walks the transport decision tree of `docs/choosing.md` over such reports (what
+//! `tandem bench --all` prints as its recommendation).
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
@@ -29,6 +31,8 @@ use tower::{Service, ServiceExt};
 
 use crate::call::{Error, Request, Response};
 use crate::codec::{Codec, Payload};
+
+pub mod choose;
 
 /// When a benchmark run stops.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +60,8 @@ pub struct Config {
     pub codec: Codec,
     /// Calls made before measuring starts (not counted), spread over the callers.
     pub warmup: u64,
+    /// The payload sent with every call; `None`: a string of `payload_bytes` bytes.
+    pub body: Option<Payload>,
 }
 
 impl Config {
@@ -69,7 +75,16 @@ impl Config {
             timeout: None,
             codec: Codec::Json,
             warmup: 50,
+            body: None,
         }
+    }
+
+    /// Sends `body` with every call instead of a generated string; `payload_bytes` becomes
+    /// its size.
+    pub fn body(mut self, body: Payload) -> Self {
+        self.payload_bytes = body.len();
+        self.body = Some(body);
+        self
     }
 
     /// Sets the payload size in bytes.
@@ -176,7 +191,10 @@ where
     S: Service<Request, Response = Response, Error = Error> + Clone + Send + 'static,
     S::Future: Send,
 {
-    let payload = payload(cfg.payload_bytes, cfg.codec);
+    let payload = cfg
+        .body
+        .clone()
+        .unwrap_or_else(|| payload(cfg.payload_bytes, cfg.codec));
     let concurrency = cfg.concurrency.max(1);
 
     // Warm-up: start processes, fill caches; not measured.

@@ -9,6 +9,7 @@ worker     tandem.worker       a persistent pool worker (started by Rust)
 plugin     tandem.plugin       a go-plugin plugin (started by its host)
 serve      tandem.serve        the multi-process gRPC server
 consume    tandem.consume      Redis Streams consumer processes
+run        tandem.run          one call of an App method, one-shot (script contract)
 =========  ==================  ============================================
 """
 
@@ -24,6 +25,7 @@ VERBS = {
     "plugin": ("tandem.plugin", "a go-plugin plugin, started by its host"),
     "serve": ("tandem.serve", "the multi-process gRPC server"),
     "consume": ("tandem.consume", "Redis Streams consumer processes"),
+    "run": ("tandem.run", "one call of an App method, one-shot (payload on stdin)"),
 }
 
 

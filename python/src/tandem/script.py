@@ -37,7 +37,7 @@ from ._codec import decode, encode
 from .app import Context
 from .errors import BadRequest, error_to_wire
 
-__all__ = ["run", "script"]
+__all__ = ["run", "run_once", "script"]
 
 _log = logging.getLogger("tandem.script")
 
@@ -47,14 +47,14 @@ EXIT_ERROR = 1
 """Exit status of a script whose ``main`` raised (the error is on stdout)."""
 
 
-def _context() -> Context:
+def _context(method: str | None = None) -> Context:
     raw_timeout = os.environ.get("TANDEM_TIMEOUT_S", "")
     try:
         timeout_s: float | None = float(raw_timeout) if raw_timeout else None
     except ValueError:
         timeout_s = None
     return Context.with_timeout(
-        os.environ.get("TANDEM_METHOD", "main"),
+        method or os.environ.get("TANDEM_METHOD", "main"),
         timeout_s,
         traceparent=os.environ.get("TRACEPARENT") or None,
         transport="script",
@@ -88,26 +88,53 @@ def run(
     :param stdout: where the result or the error is written (default: the process's stdout).
     :param codec: the payload codec (default: ``$TANDEM_CODEC``, else json).
     """
+
+    def produce(raw: bytes, codec: str, ctx: Context) -> bytes:
+        try:
+            data = decode(codec, raw)
+        except Exception as exc:
+            raise BadRequest(f"cannot decode the {codec} payload on stdin: {exc}") from exc
+        result = fn(data, ctx) if _takes_ctx(fn) else fn(data)
+        if inspect.isawaitable(result):
+            import asyncio
+
+            async def _await() -> Any:
+                return await result
+
+            result = asyncio.run(_await())
+        return encode(codec, result)
+
+    return run_once(produce, stdin=stdin, stdout=stdout, codec=codec)
+
+
+def run_once(
+    produce: Callable[[bytes, str, Context], bytes],
+    *,
+    method: str | None = None,
+    stdin: BinaryIO | None = None,
+    stdout: BinaryIO | None = None,
+    codec: str | None = None,
+) -> int:
+    """Runs one call over the script contract: the payload on stdin, the answer on stdout.
+
+    The shared core of :func:`run` and ``python -m tandem run``.
+
+    :param produce: ``produce(payload, codec, ctx)`` returns the encoded answer.
+    :param method: the method in the context (default: ``$TANDEM_METHOD``, else ``main``).
+    :param stdin: where the payload is read from (default: the process's stdin).
+    :param stdout: where the result or the error is written (default: the process's stdout).
+    :param codec: the payload codec (default: ``$TANDEM_CODEC``, else json).
+    :returns: 0, or :data:`EXIT_ERROR` when ``produce`` raised (the error is on stdout).
+    """
     src = stdin if stdin is not None else sys.stdin.buffer
     dst = stdout if stdout is not None else sys.stdout.buffer
     codec = codec or os.environ.get("TANDEM_CODEC") or "json"
-    ctx = _context()
+    ctx = _context(method)
     try:
-        try:
-            data = decode(codec, src.read())
-        except Exception as exc:
-            raise BadRequest(f"cannot decode the {codec} payload on stdin: {exc}") from exc
-        # Anything printed by main goes to stderr: stdout carries only the answer.
+        raw = src.read()
+        # Anything printed by the handler goes to stderr: stdout carries only the answer.
         with contextlib.redirect_stdout(sys.stderr):
-            result = fn(data, ctx) if _takes_ctx(fn) else fn(data)
-            if inspect.isawaitable(result):
-                import asyncio
-
-                async def _await() -> Any:
-                    return await result
-
-                result = asyncio.run(_await())
-        out = encode(codec, result)
+            out = produce(raw, codec, ctx)
     except Exception as exc:
         wire = error_to_wire(exc)
         _log.error("script %s failed: %s: %s", ctx.method, wire["type"], wire["message"])

@@ -34,7 +34,7 @@ pub(crate) async fn run(args: CallArgs) -> Result<(), Failure> {
 }
 
 /// The payload argument: inline JSON, `@FILE` with JSON, or `null` when absent.
-fn read_payload(arg: Option<&str>) -> anyhow::Result<serde_json::Value> {
+pub(super) fn read_payload(arg: Option<&str>) -> anyhow::Result<serde_json::Value> {
     let Some(arg) = arg else {
         return Ok(serde_json::Value::Null);
     };

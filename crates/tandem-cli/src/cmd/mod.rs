@@ -2,6 +2,7 @@
 //! exit code.
 
 pub(crate) mod bench;
+mod bench_all;
 pub(crate) mod call;
 pub(crate) mod queue;
 
@@ -9,13 +10,9 @@ use crate::args::CommonArgs;
 use crate::endpoint::{self, ConnectError, Connection, Endpoint, Options};
 use crate::output::Failure;
 
-/// Opens `endpoint` with the shared flags.
-async fn open(
-    endpoint: &Endpoint,
-    common: &CommonArgs,
-    max_queue: Option<usize>,
-) -> Result<Connection, Failure> {
-    let opts = Options {
+/// The endpoint options from the shared flags.
+fn options(common: &CommonArgs, max_queue: Option<usize>) -> Options {
+    Options {
         workers: usize::from(common.workers),
         python: common
             .python
@@ -28,11 +25,24 @@ async fn open(
         cookie: common.cookie.clone(),
         version: common.plugin_version,
         tls: common.tls,
-    };
-    endpoint::connect(endpoint, &opts)
+    }
+}
+
+/// A connect failure as the CLI reports it.
+fn setup_failure(e: ConnectError) -> Failure {
+    match e {
+        ConnectError::Start(e) => Failure::Setup(e),
+        ConnectError::Absent(e, hint) => Failure::SetupHint(e, hint),
+    }
+}
+
+/// Opens `endpoint` with the shared flags.
+async fn open(
+    endpoint: &Endpoint,
+    common: &CommonArgs,
+    max_queue: Option<usize>,
+) -> Result<Connection, Failure> {
+    endpoint::connect(endpoint, &options(common, max_queue))
         .await
-        .map_err(|e| match e {
-            ConnectError::Start(e) => Failure::Setup(e),
-            ConnectError::Absent(e, hint) => Failure::SetupHint(e, hint),
-        })
+        .map_err(setup_failure)
 }

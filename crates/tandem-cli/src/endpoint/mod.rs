@@ -62,6 +62,35 @@ impl FromStr for Endpoint {
     }
 }
 
+impl Endpoint {
+    /// `pool:APP`: a pool of `python -m tandem worker APP`.
+    pub(crate) fn pool(app: &str) -> Self {
+        Endpoint::Pool(pool::Target {
+            app: app.to_owned(),
+        })
+    }
+
+    /// One process per call: `python -m tandem run APP` (the method comes from the request).
+    pub(crate) fn app_script(app: &str) -> Self {
+        let args = ["-m", "tandem", "run", app].map(str::to_owned);
+        Endpoint::Script(script::Target {
+            args: args.to_vec(),
+        })
+    }
+
+    /// A go-plugin plugin started with `command`.
+    pub(crate) fn plugin(command: Vec<String>) -> Self {
+        Endpoint::Plugin(plugin::Target { command })
+    }
+
+    /// A gRPC server at `host:port`.
+    pub(crate) fn grpc(host: &str, port: u16) -> Self {
+        Endpoint::Grpc(grpc::Target {
+            addrs: vec![(host.to_owned(), port)],
+        })
+    }
+}
+
 /// Settings from the command line that endpoints may use.
 #[derive(Debug, Clone)]
 pub(crate) struct Options {

@@ -23,10 +23,16 @@ pub fn python() -> PathBuf {
 
 /// Runs `tandem ARGS` in `dir` with a deadline; returns its output.
 pub fn tandem(dir: &Path, args: &[&str]) -> Output {
+    tandem_with(dir, args, &[])
+}
+
+/// As [`tandem`], with extra environment variables.
+pub fn tandem_with(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_tandem"))
         .args(args)
         .current_dir(dir)
         .env("TANDEM_PYTHON", python())
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -43,6 +49,33 @@ pub fn tandem(dir: &Path, args: &[&str]) -> Output {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// The service the CLI tests call: `echo` returns its payload, `boom` raises ValueError.
+pub const ECHO_APP: &str = r#"
+import tandem
+
+app = tandem.App("svc")
+
+@app.handler("echo")
+def echo(payload):
+    return payload
+
+@app.handler("boom")
+def boom(payload):
+    raise ValueError("boom went the handler")
+"#;
+
+/// A fresh directory `tandem-cli-<name>-<pid>` with [`ECHO_APP`] saved as each of `modules`
+/// (`<module>.py`: a module name of its own lets a test look for its processes by name).
+pub fn fixture(name: &str, modules: &[&str]) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tandem-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for m in modules {
+        std::fs::write(dir.join(format!("{m}.py")), ECHO_APP).unwrap();
+    }
+    dir
 }
 
 /// Bytes as text, lossily.
@@ -139,4 +172,28 @@ pub fn processes_with(needle: &str) -> Vec<u32> {
         }
     }
     out
+}
+
+/// A private redis-server on a free port, with no persistence.
+pub fn redis(dir: &Path) -> (Peer, u16) {
+    let port = free_port();
+    let p = port.to_string();
+    let d = dir.display().to_string();
+    let peer = Peer::start(
+        "redis",
+        dir,
+        Path::new("redis-server"),
+        &[
+            "--port",
+            &p,
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--dir",
+            &d,
+        ],
+    );
+    wait_for_port(port, "redis-server");
+    (peer, port)
 }
