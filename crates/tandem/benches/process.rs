@@ -76,6 +76,10 @@ fn main() {
         .enable_all()
         .build()
         .expect("tokio runtime");
+    if std::env::var("BENCH_ONLY").as_deref() == Ok("script") {
+        println!("{}", rt.block_on(one_shot_only()));
+        return;
+    }
     let table = rt.block_on(run());
     println!("{table}");
     let out = repo_root().join("bench/results/process.md");
@@ -119,6 +123,28 @@ async fn run() -> String {
     pool.shutdown().await;
     drop((floor, naive));
 
+    let (bare_r, script_r, script_bare_r) = one_shot(&python, &root).await;
+    render(&rows, &bare_r, &script_r, &script_bare_r)
+}
+
+/// The one-shot part alone (`BENCH_ONLY=script`): printed, not written to the results file.
+async fn one_shot_only() -> String {
+    let (bare, script, script_bare) = one_shot(&default_python(), &repo_root()).await;
+    let mut s = String::new();
+    render_one_shot(&mut s, &bare, &script, &script_bare);
+    s
+}
+
+/// Bare spawn, `Script` + `@tandem.script`, and `Script` on the bare script.
+async fn one_shot(python: &Path, root: &Path) -> (Report, Report, Report) {
+    let bench_dir = root.join("bench");
+    // An installed package has its bytecode compiled (pip does it); an editable checkout under
+    // PYTHONDONTWRITEBYTECODE=1 would recompile tandem's modules in every spawn instead.
+    let compiled = std::process::Command::new(python)
+        .args(["-m", "compileall", "-q"])
+        .arg(root.join("python/src/tandem"))
+        .status();
+    eprintln!("compileall python/src/tandem: {compiled:?}");
     // One-shot scripts: few calls, each a process start. The three variants run in interleaved
     // rounds so that load drifting on a shared machine hits them alike; each row reports the
     // median of its rounds' p50s and the worst p99.
@@ -127,13 +153,13 @@ async fn run() -> String {
         .limit(Limit::Calls(8))
         .warmup(1)
         .timeout(Some(Duration::from_secs(30)));
-    let bare = baseline::BareSpawn::new(&python, &bench_dir.join("bare_script.py"));
-    let script = Script::builder(python.clone())
+    let bare = baseline::BareSpawn::new(python, &bench_dir.join("bare_script.py"));
+    let script = Script::builder(python.to_path_buf())
         .args([bench_dir.join("echo_script.py")])
         .build();
     // The same bare script through Script: what the Rust side adds (process group, capture,
     // validation), without the cost of `import tandem` in the child.
-    let script_bare = Script::builder(python.clone())
+    let script_bare = Script::builder(python.to_path_buf())
         .args([bench_dir.join("bare_script.py")])
         .build();
     let mut rounds: [Vec<Report>; 3] = Default::default();
@@ -151,13 +177,11 @@ async fn run() -> String {
         );
         r
     };
-    let (bare_r, script_r, script_bare_r) = (
+    (
         named(bare_r, "bare"),
         named(script_r, "script"),
         named(script_bare_r, "script-bare"),
-    );
-
-    render(&rows, &bare_r, &script_r, &script_bare_r)
+    )
 }
 
 /// Folds the rounds of one variant: median p50, worst p99 and max, summed calls and errors.
@@ -232,32 +256,7 @@ fn render(rows: &[Row], bare: &Report, script: &Report, script_bare: &Report) ->
             }
         }
     }
-    let _ = writeln!(s, "| one-shot (100 B, 6 interleaved rounds of 8 calls) | median p50 µs | worst p99 µs | calls/s |");
-    let _ = writeln!(s, "|---|---|---|---|");
-    for r in [bare, script] {
-        let _ = writeln!(
-            s,
-            "| {} | {:.0} | {:.0} | {:.1} |",
-            if r.transport == "bare" {
-                "bare `python3 bare_script.py`"
-            } else {
-                "`Script` + `@tandem.script`"
-            },
-            r.p50_us,
-            r.p99_us,
-            r.throughput_per_s
-        );
-    }
-    let _ = writeln!(
-        s,
-        "\nScript overhead: p50 {:.2}× bare spawn with `@tandem.script`, {:.2}× for the Rust side \
-         alone (same bare script). Errors: bare {}, script {}, script-bare {}.\n",
-        script.p50_us / bare.p50_us,
-        script_bare.p50_us / bare.p50_us,
-        bare.errors,
-        script.errors,
-        script_bare.errors
-    );
+    render_one_shot(&mut s, bare, script, script_bare);
     let goal = |ok: bool| if ok { "met" } else { "NOT met" };
     let c1 = &rows[0];
     let c64 = &rows[2];
@@ -284,4 +283,34 @@ fn render(rows: &[Row], bare: &Report, script: &Report, script_bare: &Report) ->
         goal(ov <= 1.1)
     );
     s
+}
+
+/// The one-shot table and the overhead line.
+fn render_one_shot(s: &mut String, bare: &Report, script: &Report, script_bare: &Report) {
+    let _ = writeln!(s, "| one-shot (100 B, 6 interleaved rounds of 8 calls) | median p50 µs | worst p99 µs | calls/s |");
+    let _ = writeln!(s, "|---|---|---|---|");
+    for r in [bare, script] {
+        let _ = writeln!(
+            s,
+            "| {} | {:.0} | {:.0} | {:.1} |",
+            if r.transport == "bare" {
+                "bare `python3 bare_script.py`"
+            } else {
+                "`Script` + `@tandem.script`"
+            },
+            r.p50_us,
+            r.p99_us,
+            r.throughput_per_s
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\nScript overhead: p50 {:.2}× bare spawn with `@tandem.script`, {:.2}× for the Rust side \
+         alone (same bare script). Errors: bare {}, script {}, script-bare {}.\n",
+        script.p50_us / bare.p50_us,
+        script_bare.p50_us / bare.p50_us,
+        bare.errors,
+        script.errors,
+        script_bare.errors
+    );
 }

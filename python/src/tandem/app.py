@@ -319,3 +319,7 @@ class App:
 
 async def _as_coroutine(aw: Awaitable[Any]) -> Any:
     return await aw
+
+
+for _public in (App, AppState, Context):
+    _public.__module__ = "tandem"  # re-exported as tandem.<Name>
