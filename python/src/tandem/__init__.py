@@ -45,30 +45,12 @@ __all__ = [
 
 __version__ = "0.1.0"
 
-# Where each lazily imported public name lives.
-_LAZY = {
-    "App": "app",
-    "AppState": "app",
-    "Context": "app",
-    "CodecError": "_codec",
-    **{
-        name: "errors"
-        for name in (
-            "BadRequest",
-            "BreakerOpen",
-            "Overloaded",
-            "ProtocolError",
-            "Remote",
-            "TandemError",
-            "Timeout",
-            "Unavailable",
-        )
-    },
-}
+# Where each lazily imported public name lives; the rest of ``__all__`` is in ``errors``.
+_LAZY = {"App": "app", "AppState": "app", "Context": "app", "CodecError": "_codec"}
 
 
 def __getattr__(name: str) -> object:
-    module = _LAZY.get(name)
+    module = _LAZY.get(name, "errors" if name in __all__ else None)
     if module is None:
         raise AttributeError(f"module 'tandem' has no attribute {name!r}")
     import importlib
