@@ -16,6 +16,13 @@ A handler takes the decoded payload and, if it accepts a second argument, a :cla
 Transports call :meth:`App.call` (sync loops) or :meth:`App.acall` (asyncio servers) with the
 encoded bytes; both decode, run the handler, and encode the answer, raising a
 :class:`~tandem.errors.TandemError` on failure.
+
+Where a sync handler runs on an asyncio server (:meth:`App.acall`) is the ``blocking`` flag of
+:meth:`App.handler`: ``True`` runs it in a worker thread (it does I/O or may take long: the event
+loop, with its health checks and other calls, keeps going); ``False`` runs it on the event loop
+(it is quick: no thread hop per call); ``None`` (the default) lets the transport decide. The
+plugin runs such handlers inline and moves one to the thread pool, with a warning, the first time
+it holds the loop longer than its budget; other transports use the thread pool.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import _codec
@@ -35,6 +42,8 @@ if TYPE_CHECKING:
     import asyncio
 
 __all__ = ["App", "AppState", "Context", "Handler"]
+
+_log = logging.getLogger("tandem.app")
 
 Handler = Callable[..., Any]
 F = TypeVar("F", bound=Handler)
@@ -61,13 +70,21 @@ class Context:
     idempotency_key: str | None = None
     transport: str = "local"
     attempt: int = 1
-    logger: logging.LoggerAdapter[logging.Logger] = field(init=False, repr=False)
 
-    def __post_init__(self) -> None:
-        extra: dict[str, object] = {"method": self.method, "transport": self.transport}
-        if self.traceparent:
-            extra["traceparent"] = self.traceparent
-        self.logger = logging.LoggerAdapter(logging.getLogger("tandem.handler"), extra)
+    @property
+    def logger(self) -> logging.LoggerAdapter[logging.Logger]:
+        """A ``tandem.handler`` logger that tags records with the method, transport and trace.
+
+        Built on first use: most calls never log, and a context is made for every call.
+        """
+        adapter: logging.LoggerAdapter[logging.Logger] | None = self.__dict__.get("_logger")
+        if adapter is None:
+            extra: dict[str, object] = {"method": self.method, "transport": self.transport}
+            if self.traceparent:
+                extra["traceparent"] = self.traceparent
+            adapter = logging.LoggerAdapter(logging.getLogger("tandem.handler"), extra)
+            self.__dict__["_logger"] = adapter
+        return adapter
 
     @classmethod
     def with_timeout(cls, method: str, timeout_s: float | None, **kwargs: Any) -> Context:
@@ -101,6 +118,7 @@ class _Registration:
     fn: Handler
     is_async: bool
     takes_ctx: bool
+    blocking: bool | None = None
 
 
 def _takes_ctx(fn: Handler) -> bool:
@@ -136,10 +154,16 @@ class App:
 
     # ----- registration -------------------------------------------------------------------
 
-    def handler(self, name: str | None = None) -> Callable[[F], F]:
+    def handler(self, name: str | None = None, *, blocking: bool | None = None) -> Callable[[F], F]:
         """Registers the decorated function (sync or ``async def``) under ``name``.
 
         The name defaults to the function's ``__name__``. Registering a name twice is an error.
+
+        :param blocking: for a sync handler served by an asyncio transport (plugin, grpc,
+            queue): ``True`` if it blocks (network or disk I/O, sleeps, long computations), so it
+            runs in a worker thread and never stalls the event loop; ``False`` if it is quick, so
+            it runs on the event loop without a thread hop; ``None`` lets the transport decide
+            (see the module docs). Ignored for ``async def`` handlers and by sync transports.
         """
 
         def register(fn: F) -> F:
@@ -149,7 +173,7 @@ class App:
             if method in self._handlers:
                 raise ValueError(f"app {self.name!r} already has a handler named {method!r}")
             self._handlers[method] = _Registration(
-                method, fn, inspect.iscoroutinefunction(fn), _takes_ctx(fn)
+                method, fn, inspect.iscoroutinefunction(fn), _takes_ctx(fn), blocking
             )
             return fn
 
@@ -238,6 +262,21 @@ class App:
 
     # ----- dispatch -----------------------------------------------------------------------
 
+    def _move_to_threads(self, reg: _Registration, held_s: float, budget_s: float) -> None:
+        """Runs ``reg`` in worker threads from now on: it held the event loop past its budget."""
+        self._handlers[reg.name] = replace(reg, blocking=True)
+        _log.warning(
+            "handler %r of app %r held the event loop for %.1f ms (budget %.1f ms): health "
+            "checks and other calls waited; its later calls run in a worker thread. Register it "
+            "with @app.handler(%r, blocking=True) to start there, or blocking=False to keep it "
+            "inline",
+            reg.name,
+            self.name,
+            held_s * 1e3,
+            budget_s * 1e3,
+            reg.name,
+        )
+
     def _lookup(self, method: str) -> _Registration:
         reg = self._handlers.get(method)
         if reg is None:
@@ -287,12 +326,22 @@ class App:
         return self._encode(method, codec, result)
 
     async def acall(
-        self, method: str, data: bytes, codec: str, ctx: Context | None = None
+        self,
+        method: str,
+        data: bytes,
+        codec: str,
+        ctx: Context | None = None,
+        *,
+        inline_budget_s: float | None = None,
     ) -> tuple[bytes, str]:
         """Decodes, runs and encodes one call from an asyncio server.
 
-        Sync handlers run in a worker thread so they do not block the event loop.
+        A sync handler runs in a worker thread, so that it does not block the event loop, unless
+        it was registered with ``blocking=False`` or ``inline_budget_s`` is given.
 
+        :param inline_budget_s: run sync handlers registered with ``blocking=None`` on the event
+            loop; one that holds it longer than this many seconds is logged (a warning naming
+            the fix) and runs in a worker thread from its next call on.
         :returns: the encoded answer and its codec.
         :raises TandemError: as :meth:`call`.
         """
@@ -304,6 +353,14 @@ class App:
         try:
             if reg.is_async:
                 result = await reg.fn(*args)
+            elif reg.blocking is False or (reg.blocking is None and inline_budget_s is not None):
+                started = time.perf_counter()
+                result = reg.fn(*args)
+                held = time.perf_counter() - started
+                if reg.blocking is None and inline_budget_s is not None and held > inline_budget_s:
+                    self._move_to_threads(reg, held, inline_budget_s)
+                if inspect.isawaitable(result):
+                    result = await result
             else:
                 import asyncio
 
