@@ -206,3 +206,31 @@ def test_context_logger_is_built_once_on_first_use() -> None:
         "traceparent": "00-a-b-01",
     }
     assert ctx == tandem.Context("score", transport="plugin", traceparent="00-a-b-01")
+
+
+def test_acall_timeout_answers_timeout_but_keeps_a_handlers_own_timeout_error() -> None:
+    app = tandem.App("t")
+
+    @app.handler("hang")
+    async def hang(payload):  # type: ignore[no-untyped-def]
+        await asyncio.sleep(30)
+
+    @app.handler("own")
+    async def own(payload):  # type: ignore[no-untyped-def]
+        raise TimeoutError("upstream socket timed out")
+
+    @app.handler("thread", blocking=True)
+    def thread(payload):  # type: ignore[no-untyped-def]
+        raise TimeoutError("upstream socket timed out")
+
+    async def run(method: str) -> BaseException:
+        with pytest.raises(tandem.TandemError) as info:
+            await app.acall(method, b"null", "json", timeout_s=0.05)
+        return info.value
+
+    err = asyncio.run(run("hang"))
+    assert isinstance(err, tandem.Timeout), err
+    assert "'hang'" in str(err) and "deadline" in str(err)
+    for method in ("own", "thread"):
+        err = asyncio.run(run(method))
+        assert isinstance(err, tandem.Remote) and err.type == "TimeoutError", err

@@ -30,13 +30,14 @@ from __future__ import annotations
 import enum
 import inspect
 import logging
+import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import _codec
-from .errors import BadRequest, Remote, TandemError
+from .errors import BadRequest, Remote, TandemError, Timeout
 
 if TYPE_CHECKING:
     import asyncio
@@ -333,6 +334,7 @@ class App:
         ctx: Context | None = None,
         *,
         inline_budget_s: float | None = None,
+        timeout_s: float | None = None,
     ) -> tuple[bytes, str]:
         """Decodes, runs and encodes one call from an asyncio server.
 
@@ -342,8 +344,11 @@ class App:
         :param inline_budget_s: run sync handlers registered with ``blocking=None`` on the event
             loop; one that holds it longer than this many seconds is logged (a warning naming
             the fix) and runs in a worker thread from its next call on.
+        :param timeout_s: answer :class:`~tandem.errors.Timeout` when an ``async def`` handler
+            or one in a worker thread runs longer (the thread itself cannot be stopped). A
+            handler running on the event loop cannot be interrupted: no timer is armed for it.
         :returns: the encoded answer and its codec.
-        :raises TandemError: as :meth:`call`.
+        :raises TandemError: as :meth:`call`; Timeout past ``timeout_s``.
         """
         self._check_open()
         reg = self._lookup(method)
@@ -352,7 +357,7 @@ class App:
         args = (value, ctx) if reg.takes_ctx else (value,)
         try:
             if reg.is_async:
-                result = await reg.fn(*args)
+                result = await self._within(reg.fn(*args), timeout_s, method)
             elif reg.blocking is False or (reg.blocking is None and inline_budget_s is not None):
                 started = time.perf_counter()
                 result = reg.fn(*args)
@@ -362,16 +367,42 @@ class App:
                 if inspect.isawaitable(result):
                     result = await result
             else:
-                import asyncio
-
-                result = await asyncio.to_thread(reg.fn, *args)
-                if inspect.isawaitable(result):
-                    result = await result
+                result = await self._within(_in_thread(reg.fn, args), timeout_s, method)
         except TandemError:
             raise
         except Exception as exc:
             raise Remote.from_exception(exc) from exc
         return self._encode(method, codec, result)
+
+    async def _within(self, aw: Awaitable[Any], seconds: float | None, method: str) -> Any:
+        """Awaits ``aw``, raising Timeout after ``seconds`` (None: no limit)."""
+        if seconds is None:
+            return await aw
+        import asyncio
+
+        try:
+            if sys.version_info >= (3, 11):
+                # a timer on the current task: no extra task per call
+                async with asyncio.timeout(seconds) as scope:
+                    return await aw
+            return await asyncio.wait_for(aw, seconds)  # pragma: no cover - Python 3.10
+        except asyncio.TimeoutError:
+            if sys.version_info >= (3, 11) and not scope.expired():
+                raise  # the handler's own TimeoutError (e.g. a socket's), not our deadline
+            raise Timeout(
+                f"handler {method!r} of app {self.name!r} did not finish within the caller's "
+                f"deadline ({seconds:.3f}s)"
+            ) from None
+
+
+async def _in_thread(fn: Handler, args: tuple[Any, ...]) -> Any:
+    """Runs a sync handler in a worker thread (awaiting what it returns, if awaitable)."""
+    import asyncio
+
+    result = await asyncio.to_thread(fn, *args)
+    if inspect.isawaitable(result):
+        result = await result
+    return result
 
 
 async def _as_coroutine(aw: Awaitable[Any]) -> Any:

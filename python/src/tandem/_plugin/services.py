@@ -11,18 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 import time
-from collections.abc import AsyncIterator, Awaitable
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator
+from typing import Any
 
 from ..app import App, Context
-from ..errors import TandemError, Timeout, error_to_wire
+from ..errors import TandemError, error_to_wire
 from .stdio import StdioBuffer
 
 log = logging.getLogger("tandem.plugin")
-
-T = TypeVar("T")
 
 
 class Controller:
@@ -103,20 +100,6 @@ class Broker:
                 )
 
 
-if sys.version_info >= (3, 11):
-
-    async def _within(call: Awaitable[T], seconds: float) -> T:
-        """Awaits ``call`` for at most ``seconds`` (a timer, no extra task)."""
-        async with asyncio.timeout(seconds):
-            return await call
-
-else:  # pragma: no cover - Python 3.10
-
-    async def _within(call: Awaitable[T], seconds: float) -> T:
-        """Awaits ``call`` for at most ``seconds``."""
-        return await asyncio.wait_for(call, seconds)
-
-
 class CallService:
     """``tandem.v1.Call``: runs one App method per Invoke, mapping errors to ``CallError``.
 
@@ -145,20 +128,15 @@ class CallService:
             transport="plugin",
         )
         try:
-            call = self._app.acall(
-                method, request.payload, request.codec or "json", ctx, inline_budget_s=self._budget
+            data, out_codec = await self._app.acall(
+                method,
+                request.payload,
+                request.codec or "json",
+                ctx,
+                inline_budget_s=self._budget,
+                # answer a typed timeout just before the caller gives up
+                timeout_s=None if remaining is None else max(remaining - 0.01, 0.0),
             )
-            if remaining is None:
-                data, out_codec = await call
-            else:
-                try:
-                    # answer a typed timeout just before the caller gives up
-                    data, out_codec = await _within(call, max(remaining - 0.01, 0.0))
-                except asyncio.TimeoutError:
-                    raise Timeout(
-                        f"handler {method!r} did not finish within the caller's "
-                        f"deadline ({remaining:.3f}s)"
-                    ) from None
         except TandemError as exc:
             return pb.CallReply(error=pb.CallError(**error_to_wire(exc)))
         except Exception as exc:  # a bug in tandem itself: still answer with a typed error
