@@ -77,7 +77,11 @@ fn main() {
         .build()
         .expect("tokio runtime");
     if std::env::var("BENCH_ONLY").as_deref() == Ok("script") {
-        println!("{}", rt.block_on(one_shot_only()));
+        let table = rt.block_on(one_shot_only());
+        println!("{table}");
+        let out = repo_root().join("bench/results/script.md");
+        std::fs::write(&out, &table).unwrap();
+        eprintln!("written to {}", out.display());
         return;
     }
     let table = rt.block_on(run());
@@ -127,12 +131,48 @@ async fn run() -> String {
     render(&rows, &bare_r, &script_r, &script_bare_r)
 }
 
-/// The one-shot part alone (`BENCH_ONLY=script`): printed, not written to the results file.
+/// The one-shot part alone (`BENCH_ONLY=script`), written to `bench/results/script.md`.
 async fn one_shot_only() -> String {
     let (bare, script, script_bare) = one_shot(&default_python(), &repo_root()).await;
     let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "# One-shot script overhead\n\nCommand: `BENCH_ONLY=script BENCH_SCRIPT_ROUNDS={} cargo bench -p tandem \
+         --all-features --bench process`, {}, load average {}.\n",
+        script_rounds(),
+        utc_now(),
+        load_average()
+    );
     render_one_shot(&mut s, &bare, &script, &script_bare);
+    let ov = script.p50_us / bare.p50_us;
+    let _ = writeln!(
+        s,
+        "Goal: one-shot script overhead within 1.1× a bare spawn: {ov:.2}× — {}",
+        if ov <= 1.1 { "met" } else { "NOT met" }
+    );
     s
+}
+
+fn utc_now() -> String {
+    std::process::Command::new("date")
+        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".to_owned())
+}
+
+/// Interleaved one-shot rounds: `BENCH_SCRIPT_ROUNDS`, default 6 (more for a stable ratio).
+fn script_rounds() -> usize {
+    std::env::var("BENCH_SCRIPT_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(6)
 }
 
 /// Bare spawn, `Script` + `@tandem.script`, and `Script` on the bare script.
@@ -163,7 +203,7 @@ async fn one_shot(python: &Path, root: &Path) -> (Report, Report, Report) {
         .args([bench_dir.join("bare_script.py")])
         .build();
     let mut rounds: [Vec<Report>; 3] = Default::default();
-    for _ in 0..6 {
+    for _ in 0..script_rounds() {
         rounds[0].push(bench::run(bare.clone(), &round_cfg).await);
         rounds[1].push(bench::run(script.clone(), &round_cfg).await);
         rounds[2].push(bench::run(script_bare.clone(), &round_cfg).await);
@@ -201,11 +241,7 @@ type Row = (Option<Report>, Report, Report);
 
 fn render(rows: &[Row], bare: &Report, script: &Report, script_bare: &Report) -> String {
     let mut s = String::new();
-    let date = std::process::Command::new("date")
-        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_default();
+    let date = utc_now();
     let _ = writeln!(s, "# Process transport benchmark\n");
     let _ = writeln!(
         s,
@@ -287,7 +323,8 @@ fn render(rows: &[Row], bare: &Report, script: &Report, script_bare: &Report) ->
 
 /// The one-shot table and the overhead line.
 fn render_one_shot(s: &mut String, bare: &Report, script: &Report, script_bare: &Report) {
-    let _ = writeln!(s, "| one-shot (100 B, 6 interleaved rounds of 8 calls) | median p50 µs | worst p99 µs | calls/s |");
+    let _ = writeln!(s, "| one-shot (100 B, {} interleaved rounds of 8 calls) | median p50 µs | worst p99 µs | calls/s |",
+        script_rounds());
     let _ = writeln!(s, "|---|---|---|---|");
     for r in [bare, script] {
         let _ = writeln!(
