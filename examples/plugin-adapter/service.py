@@ -291,7 +291,7 @@ adapter = Adapter.from_env()
 app = tandem.App("adapter")
 
 
-@app.handler("call")
+@app.handler("call", blocking=True)  # real HTTP calls: keep them off the event loop
 def call(payload: dict[str, Any], ctx: tandem.Context) -> dict[str, Any]:
     """Generic-call form: ``{"method", "endpoint", "payload" (JSON value), "headers"}``."""
     body = json.dumps(payload.get("payload")).encode() if "payload" in payload else b""

@@ -144,3 +144,93 @@ def test_lifecycle_runs_hooks_once_and_closed_app_refuses_calls() -> None:
     assert seen == ["start", "stop"]
     with pytest.raises(RuntimeError, match="is closed"):
         app.call("echo", b"null", "json")
+
+
+def _thread_app() -> tandem.App:
+    """Handlers that answer the id of the thread they ran on."""
+    import threading
+
+    app = tandem.App("threads")
+
+    def where(payload):  # type: ignore[no-untyped-def]
+        time.sleep(0.001)  # so that a zero budget is always exceeded
+        return threading.get_ident()
+
+    app.handler("default")(where)
+    app.handler("quick", blocking=False)(where)
+    app.handler("blocking", blocking=True)(where)
+    return app
+
+
+def _ran_on_loop(app: tandem.App, method: str, budget: float | None) -> bool:
+    import threading
+
+    async def run() -> bool:
+        data, _ = await app.acall(method, b"null", "json", inline_budget_s=budget)
+        return bool(_codec.decode("json", data) == threading.get_ident())
+
+    return asyncio.run(run())
+
+
+def test_acall_runs_sync_handlers_where_their_blocking_flag_says() -> None:
+    app = _thread_app()
+    # without a budget (grpc, queue): the thread pool, unless the handler is marked quick
+    assert not _ran_on_loop(app, "default", None)
+    assert _ran_on_loop(app, "quick", None)
+    assert not _ran_on_loop(app, "blocking", None)
+    # with a budget (the plugin): inline unless marked blocking
+    assert _ran_on_loop(app, "default", 10.0)
+    assert _ran_on_loop(app, "quick", 0.0)
+    assert not _ran_on_loop(app, "blocking", 10.0)
+
+
+def test_a_handler_over_the_inline_budget_moves_to_threads_with_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app = _thread_app()
+    with caplog.at_level("WARNING", logger="tandem.app"):
+        assert _ran_on_loop(app, "default", 0.0)  # this call held the loop past the budget
+        assert not _ran_on_loop(app, "default", 0.0)
+        assert _ran_on_loop(app, "quick", 0.0)  # blocking=False: the user's choice stands
+    (record,) = caplog.records
+    assert "'default'" in record.message and "held the event loop" in record.message
+    assert "blocking=True" in record.message
+
+
+def test_context_logger_is_built_once_on_first_use() -> None:
+    ctx = tandem.Context("score", transport="plugin", traceparent="00-a-b-01")
+    assert ctx.logger is ctx.logger
+    assert ctx.logger.extra == {
+        "method": "score",
+        "transport": "plugin",
+        "traceparent": "00-a-b-01",
+    }
+    assert ctx == tandem.Context("score", transport="plugin", traceparent="00-a-b-01")
+
+
+def test_acall_timeout_answers_timeout_but_keeps_a_handlers_own_timeout_error() -> None:
+    app = tandem.App("t")
+
+    @app.handler("hang")
+    async def hang(payload):  # type: ignore[no-untyped-def]
+        await asyncio.sleep(30)
+
+    @app.handler("own")
+    async def own(payload):  # type: ignore[no-untyped-def]
+        raise TimeoutError("upstream socket timed out")
+
+    @app.handler("thread", blocking=True)
+    def thread(payload):  # type: ignore[no-untyped-def]
+        raise TimeoutError("upstream socket timed out")
+
+    async def run(method: str) -> BaseException:
+        with pytest.raises(tandem.TandemError) as info:
+            await app.acall(method, b"null", "json", timeout_s=0.05)
+        return info.value
+
+    err = asyncio.run(run("hang"))
+    assert isinstance(err, tandem.Timeout), err
+    assert "'hang'" in str(err) and "deadline" in str(err)
+    for method in ("own", "thread"):
+        err = asyncio.run(run(method))
+        assert isinstance(err, tandem.Remote) and err.type == "TimeoutError", err

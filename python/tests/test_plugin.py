@@ -322,6 +322,25 @@ def test_automtls_presents_a_localhost_cert_and_requires_the_host_cert() -> None
             invoke(ch, "echo", b"5")
 
 
+def test_automtls_relay_carries_large_messages_and_many_calls() -> None:
+    # megabytes fill the relay's socket buffers (flow control pauses and resumes reading);
+    # many calls on one connection reuse it
+    host_cert = tls.generate_certificate()
+    env = host_env(PLUGIN_CLIENT_CERT=host_cert.cert_pem.decode())
+    big = bytes(range(256)) * (12 * 1024)  # 3 MiB
+    with plugin("noisy_app:app", env=env) as p:
+        der = base64.b64decode(p.fields[5] + "=" * (-len(p.fields[5]) % 4))
+        with _mtls_channel(p.target, der, host_cert) as ch:
+            stub = call_pb2_grpc.CallStub(ch)
+            for payload in (big, b"small", big):
+                req = call_pb2.CallRequest(method="raw_echo", payload=payload, codec="raw")
+                reply = stub.Invoke(req, timeout=20)
+                assert reply.ok.data == payload and reply.ok.codec == "raw"
+            for i in range(50):
+                req = call_pb2.CallRequest(method="raw_echo", payload=b"%d" % i, codec="raw")
+                assert stub.Invoke(req, timeout=10).ok.data == b"%d" % i
+
+
 def test_bad_client_cert_pem_fails_before_the_handshake() -> None:
     proc = spawn("noisy_app:app", env=host_env(PLUGIN_CLIENT_CERT="not a pem"))
     out, err = proc.communicate(timeout=30)

@@ -6,7 +6,9 @@
 )]
 //! Plugin transport latency: echo of 100 bytes, Rust host → Python plugin over a unix socket
 //! (TLS off and on), against the floor: a bare grpcio server answering the same bytes over the
-//! same kind of socket (`bench/grpc_floor.py`), called with the same tonic client.
+//! same kind of socket (`bench/grpc_floor.py`), called with the same tonic client. In the same
+//! run: that floor loaded by the same `Host` as a plugin (TLS off, and AutoMTLS behind the SDK's
+//! own TLS front: the TLS floor), and the process pool (1 worker) serving the same app.
 //!
 //! Run: `cargo bench -p tandem --all-features --bench plugin` (env `BENCH_CALLS`, default 3000
 //! per variant, interleaved in rounds so machine noise hits all variants alike).
@@ -18,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use hyper_util::rt::TokioIo;
 use tandem::plugin::Host;
+use tandem::process::Pool;
 use tandem::proto::call::{call_client::CallClient, CallRequest};
 use tandem::{Payload, Request};
 use tonic::transport::{Channel, Endpoint, Uri};
@@ -85,8 +88,43 @@ async fn floor(dir: &Path) -> Floor {
     Floor { child, channel }
 }
 
+/// The floor as a go-plugin plugin (`grpc_floor.py --plugin`), loaded by the same `Host`.
+async fn floor_plugin(dir: &Path, tls: bool) -> Host {
+    Host::builder(python())
+        .arg(repo_root().join("bench/grpc_floor.py"))
+        .args(["--plugin", &PAYLOAD.to_string()])
+        .current_dir(dir)
+        .auto_mtls(tls)
+        .start_timeout(Duration::from_secs(30))
+        .start()
+        .await
+        .expect("start bench/grpc_floor.py --plugin")
+}
+
+async fn pool(dir: &Path) -> Pool {
+    Pool::builder("bench_app:app")
+        .workers(1)
+        .python(python())
+        .cwd(dir.to_path_buf())
+        .env("PYTHONPATH", dir.display().to_string())
+        .timeout(Duration::from_secs(5))
+        .build()
+        .await
+        .expect("start the pool")
+}
+
+async fn time_pool(pool: &Pool, n: usize, out: &mut Vec<Duration>) {
+    for _ in 0..n {
+        let req = Request::new("echo", Payload::raw(vec![b'x'; PAYLOAD]))
+            .with_timeout(Duration::from_secs(5));
+        let t = Instant::now();
+        let reply = pool.call(req).await.expect("pool call");
+        out.push(t.elapsed());
+        assert_eq!(reply.payload().len(), PAYLOAD);
+    }
+}
+
 async fn plugin(dir: &Path, tls: bool) -> Host {
-    std::fs::write(dir.join("bench_app.py"), APP).expect("write app");
     Host::builder(python())
         .args(["-m", "tandem", "plugin", "bench_app:app"])
         .env("PYTHONPATH", dir)
@@ -135,54 +173,84 @@ async fn main() {
     let dir = std::env::temp_dir().join(format!("tandem-bench-plugin-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("bench dir");
 
+    std::fs::write(dir.join("bench_app.py"), APP).expect("write app");
     let mut floor = floor(&dir).await;
+    let floor_host = floor_plugin(&dir, false).await;
+    let floor_tls = floor_plugin(&dir, true).await;
     let plain = plugin(&dir, false).await;
     let tls = plugin(&dir, true).await;
+    let pool = pool(&dir).await;
 
     // Warm up every path.
     let mut sink = Vec::new();
     time_floor(&floor.channel, 200, &mut sink).await;
-    time_plugin(&plain, 200, &mut sink).await;
-    time_plugin(&tls, 200, &mut sink).await;
+    for host in [&floor_host, &floor_tls, &plain, &tls] {
+        time_plugin(host, 200, &mut sink).await;
+    }
+    time_pool(&pool, 200, &mut sink).await;
 
     // The same tonic client as the floor, straight to the plugin's channel (no Host): splits
     // the gap into host-side and plugin-side overhead.
     let direct = plain.channel().expect("plugin channel");
-    let (mut f, mut p, mut t, mut d) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut v: [Vec<Duration>; 7] = Default::default();
     for _ in 0..ROUNDS {
-        time_floor(&floor.channel, per_round, &mut f).await;
-        time_plugin(&plain, per_round, &mut p).await;
-        time_plugin(&tls, per_round, &mut t).await;
-        time_floor(&direct, per_round, &mut d).await;
+        time_floor(&floor.channel, per_round, &mut v[0]).await;
+        time_plugin(&floor_host, per_round, &mut v[1]).await;
+        time_plugin(&floor_tls, per_round, &mut v[2]).await;
+        time_plugin(&plain, per_round, &mut v[3]).await;
+        time_plugin(&tls, per_round, &mut v[4]).await;
+        time_floor(&direct, per_round, &mut v[5]).await;
+        time_pool(&pool, per_round, &mut v[6]).await;
     }
-    plain.kill().await;
-    tls.kill().await;
+    for host in [&floor_host, &floor_tls, &plain, &tls] {
+        host.kill().await;
+    }
+    pool.shutdown().await;
     drop(floor.child.stdin.take());
     let _ = floor.child.wait();
     let _ = std::fs::remove_dir_all(&dir);
 
-    for v in [&mut f, &mut p, &mut t, &mut d] {
-        v.sort();
+    for x in &mut v {
+        x.sort();
     }
-    let f50 = percentile(&f, 0.5);
-    println!("plugin echo, {PAYLOAD} B, unix socket, {} sequential calls per variant ({ROUNDS} interleaved rounds)", f.len());
+    let p50 = |i: usize| percentile(&v[i], 0.5).as_secs_f64() * 1e6;
+    println!("plugin echo, {PAYLOAD} B, unix socket, {} sequential calls per variant ({ROUNDS} interleaved rounds)", v[0].len());
     println!();
-    println!("| variant | p50 | p99 | p50 / floor |");
-    println!("|---|---|---|---|");
-    for (name, v) in [
-        ("floor: bare grpcio (aio, generic handler)", &f),
-        ("tandem plugin, TLS off", &p),
-        ("tandem plugin, AutoMTLS on", &t),
-        ("bare tonic client → Python plugin, TLS off (no Host)", &d),
-    ] {
-        let p50 = percentile(v, 0.5);
+    println!("| variant | p50 | p99 | p50 / floor | p50 / same-TLS floor via Host |");
+    println!("|---|---|---|---|---|");
+    // (name, samples, the Host floor with the same TLS setup, if the row is a Host row)
+    let rows: [(&str, usize, Option<usize>); 7] = [
+        (
+            "floor: bare grpcio (aio, generic handler), bare tonic client",
+            0,
+            None,
+        ),
+        ("floor via Host (floor as a plugin), TLS off", 1, Some(1)),
+        ("floor via Host, AutoMTLS on (SDK's TLS front)", 2, Some(2)),
+        ("tandem plugin, TLS off", 3, Some(1)),
+        ("tandem plugin, AutoMTLS on", 4, Some(2)),
+        (
+            "bare tonic client → Python plugin, TLS off (no Host)",
+            5,
+            None,
+        ),
+        ("process pool, 1 worker (same app)", 6, None),
+    ];
+    for (name, i, same) in rows {
         println!(
-            "| {name} | {:.1} µs | {:.1} µs | {:.2}× |",
-            p50.as_secs_f64() * 1e6,
-            percentile(v, 0.99).as_secs_f64() * 1e6,
-            p50.as_secs_f64() / f50.as_secs_f64()
+            "| {name} | {:.1} µs | {:.1} µs | {:.2}× | {} |",
+            p50(i),
+            percentile(&v[i], 0.99).as_secs_f64() * 1e6,
+            p50(i) / p50(0),
+            same.map_or("—".to_owned(), |j| format!("{:.2}×", p50(i) / p50(j)))
         );
     }
     println!();
-    println!("pool: skipped (tandem::process::Pool is not on main yet)");
+    println!(
+        "goal, plugin p50 within 1.2× the floor: TLS off {:.2}× the bare floor ({:.2}× the Host floor); \
+         AutoMTLS {:.2}× the TLS floor via Host",
+        p50(3) / p50(0),
+        p50(3) / p50(1),
+        p50(4) / p50(2)
+    );
 }

@@ -76,6 +76,14 @@ fn main() {
         .enable_all()
         .build()
         .expect("tokio runtime");
+    if std::env::var("BENCH_ONLY").as_deref() == Ok("script") {
+        let table = rt.block_on(one_shot_only());
+        println!("{table}");
+        let out = repo_root().join("bench/results/script.md");
+        std::fs::write(&out, &table).unwrap();
+        eprintln!("written to {}", out.display());
+        return;
+    }
     let table = rt.block_on(run());
     println!("{table}");
     let out = repo_root().join("bench/results/process.md");
@@ -119,6 +127,64 @@ async fn run() -> String {
     pool.shutdown().await;
     drop((floor, naive));
 
+    let (bare_r, script_r, script_bare_r) = one_shot(&python, &root).await;
+    render(&rows, &bare_r, &script_r, &script_bare_r)
+}
+
+/// The one-shot part alone (`BENCH_ONLY=script`), written to `bench/results/script.md`.
+async fn one_shot_only() -> String {
+    let (bare, script, script_bare) = one_shot(&default_python(), &repo_root()).await;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "# One-shot script overhead\n\nCommand: `BENCH_ONLY=script BENCH_SCRIPT_ROUNDS={} cargo bench -p tandem \
+         --all-features --bench process`, {}, load average {}.\n",
+        script_rounds(),
+        utc_now(),
+        load_average()
+    );
+    render_one_shot(&mut s, &bare, &script, &script_bare);
+    let ov = script.p50_us / bare.p50_us;
+    let _ = writeln!(
+        s,
+        "Goal: one-shot script overhead within 1.1× a bare spawn: {ov:.2}× — {}",
+        if ov <= 1.1 { "met" } else { "NOT met" }
+    );
+    s
+}
+
+fn utc_now() -> String {
+    std::process::Command::new("date")
+        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".to_owned())
+}
+
+/// Interleaved one-shot rounds: `BENCH_SCRIPT_ROUNDS`, default 6 (more for a stable ratio).
+fn script_rounds() -> usize {
+    std::env::var("BENCH_SCRIPT_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(6)
+}
+
+/// Bare spawn, `Script` + `@tandem.script`, and `Script` on the bare script.
+async fn one_shot(python: &Path, root: &Path) -> (Report, Report, Report) {
+    let bench_dir = root.join("bench");
+    // An installed package has its bytecode compiled (pip does it); an editable checkout under
+    // PYTHONDONTWRITEBYTECODE=1 would recompile tandem's modules in every spawn instead.
+    let compiled = std::process::Command::new(python)
+        .args(["-m", "compileall", "-q"])
+        .arg(root.join("python/src/tandem"))
+        .status();
+    eprintln!("compileall python/src/tandem: {compiled:?}");
     // One-shot scripts: few calls, each a process start. The three variants run in interleaved
     // rounds so that load drifting on a shared machine hits them alike; each row reports the
     // median of its rounds' p50s and the worst p99.
@@ -127,17 +193,17 @@ async fn run() -> String {
         .limit(Limit::Calls(8))
         .warmup(1)
         .timeout(Some(Duration::from_secs(30)));
-    let bare = baseline::BareSpawn::new(&python, &bench_dir.join("bare_script.py"));
-    let script = Script::builder(python.clone())
+    let bare = baseline::BareSpawn::new(python, &bench_dir.join("bare_script.py"));
+    let script = Script::builder(python.to_path_buf())
         .args([bench_dir.join("echo_script.py")])
         .build();
     // The same bare script through Script: what the Rust side adds (process group, capture,
     // validation), without the cost of `import tandem` in the child.
-    let script_bare = Script::builder(python.clone())
+    let script_bare = Script::builder(python.to_path_buf())
         .args([bench_dir.join("bare_script.py")])
         .build();
     let mut rounds: [Vec<Report>; 3] = Default::default();
-    for _ in 0..6 {
+    for _ in 0..script_rounds() {
         rounds[0].push(bench::run(bare.clone(), &round_cfg).await);
         rounds[1].push(bench::run(script.clone(), &round_cfg).await);
         rounds[2].push(bench::run(script_bare.clone(), &round_cfg).await);
@@ -151,13 +217,11 @@ async fn run() -> String {
         );
         r
     };
-    let (bare_r, script_r, script_bare_r) = (
+    (
         named(bare_r, "bare"),
         named(script_r, "script"),
         named(script_bare_r, "script-bare"),
-    );
-
-    render(&rows, &bare_r, &script_r, &script_bare_r)
+    )
 }
 
 /// Folds the rounds of one variant: median p50, worst p99 and max, summed calls and errors.
@@ -177,11 +241,7 @@ type Row = (Option<Report>, Report, Report);
 
 fn render(rows: &[Row], bare: &Report, script: &Report, script_bare: &Report) -> String {
     let mut s = String::new();
-    let date = std::process::Command::new("date")
-        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_default();
+    let date = utc_now();
     let _ = writeln!(s, "# Process transport benchmark\n");
     let _ = writeln!(
         s,
@@ -232,32 +292,7 @@ fn render(rows: &[Row], bare: &Report, script: &Report, script_bare: &Report) ->
             }
         }
     }
-    let _ = writeln!(s, "| one-shot (100 B, 6 interleaved rounds of 8 calls) | median p50 µs | worst p99 µs | calls/s |");
-    let _ = writeln!(s, "|---|---|---|---|");
-    for r in [bare, script] {
-        let _ = writeln!(
-            s,
-            "| {} | {:.0} | {:.0} | {:.1} |",
-            if r.transport == "bare" {
-                "bare `python3 bare_script.py`"
-            } else {
-                "`Script` + `@tandem.script`"
-            },
-            r.p50_us,
-            r.p99_us,
-            r.throughput_per_s
-        );
-    }
-    let _ = writeln!(
-        s,
-        "\nScript overhead: p50 {:.2}× bare spawn with `@tandem.script`, {:.2}× for the Rust side \
-         alone (same bare script). Errors: bare {}, script {}, script-bare {}.\n",
-        script.p50_us / bare.p50_us,
-        script_bare.p50_us / bare.p50_us,
-        bare.errors,
-        script.errors,
-        script_bare.errors
-    );
+    render_one_shot(&mut s, bare, script, script_bare);
     let goal = |ok: bool| if ok { "met" } else { "NOT met" };
     let c1 = &rows[0];
     let c64 = &rows[2];
@@ -284,4 +319,35 @@ fn render(rows: &[Row], bare: &Report, script: &Report, script_bare: &Report) ->
         goal(ov <= 1.1)
     );
     s
+}
+
+/// The one-shot table and the overhead line.
+fn render_one_shot(s: &mut String, bare: &Report, script: &Report, script_bare: &Report) {
+    let _ = writeln!(s, "| one-shot (100 B, {} interleaved rounds of 8 calls) | median p50 µs | worst p99 µs | calls/s |",
+        script_rounds());
+    let _ = writeln!(s, "|---|---|---|---|");
+    for r in [bare, script] {
+        let _ = writeln!(
+            s,
+            "| {} | {:.0} | {:.0} | {:.1} |",
+            if r.transport == "bare" {
+                "bare `python3 bare_script.py`"
+            } else {
+                "`Script` + `@tandem.script`"
+            },
+            r.p50_us,
+            r.p99_us,
+            r.throughput_per_s
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\nScript overhead: p50 {:.2}× bare spawn with `@tandem.script`, {:.2}× for the Rust side \
+         alone (same bare script). Errors: bare {}, script {}, script-bare {}.\n",
+        script.p50_us / bare.p50_us,
+        script_bare.p50_us / bare.p50_us,
+        bare.errors,
+        script.errors,
+        script_bare.errors
+    );
 }

@@ -7,9 +7,16 @@ untouched. msgpack is imported on first use so that ``import tandem`` stays stan
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
 
-CodecName = Literal["json", "msgpack", "raw"]
+# No ``typing`` at import time (one-shot scripts pay for every ms of start-up); mypy treats any
+# ``TYPE_CHECKING`` name as true.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Literal, TypeAlias
+
+    CodecName: TypeAlias = Literal["json", "msgpack", "raw"]
+else:
+    CodecName = str  # the runtime stand-in, for modules that import the name
 
 CODECS: tuple[CodecName, ...] = ("json", "msgpack", "raw")
 CODEC_IDS: dict[CodecName, int] = {"json": 1, "msgpack": 2, "raw": 3}
@@ -21,6 +28,9 @@ _JSON_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 class CodecError(ValueError):
     """Bytes that do not decode, or a value that does not encode, with the given codec."""
+
+
+CodecError.__module__ = "tandem"  # re-exported as tandem.CodecError
 
 
 def _msgpack() -> Any:

@@ -16,6 +16,13 @@ A handler takes the decoded payload and, if it accepts a second argument, a :cla
 Transports call :meth:`App.call` (sync loops) or :meth:`App.acall` (asyncio servers) with the
 encoded bytes; both decode, run the handler, and encode the answer, raising a
 :class:`~tandem.errors.TandemError` on failure.
+
+Where a sync handler runs on an asyncio server (:meth:`App.acall`) is the ``blocking`` flag of
+:meth:`App.handler`: ``True`` runs it in a worker thread (it does I/O or may take long: the event
+loop, with its health checks and other calls, keeps going); ``False`` runs it on the event loop
+(it is quick: no thread hop per call); ``None`` (the default) lets the transport decide. The
+plugin runs such handlers inline and moves one to the thread pool, with a warning, the first time
+it holds the loop longer than its budget; other transports use the thread pool.
 """
 
 from __future__ import annotations
@@ -23,18 +30,21 @@ from __future__ import annotations
 import enum
 import inspect
 import logging
+import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import _codec
-from .errors import BadRequest, Remote, TandemError
+from .errors import BadRequest, Remote, TandemError, Timeout
 
 if TYPE_CHECKING:
     import asyncio
 
 __all__ = ["App", "AppState", "Context", "Handler"]
+
+_log = logging.getLogger("tandem.app")
 
 Handler = Callable[..., Any]
 F = TypeVar("F", bound=Handler)
@@ -61,13 +71,21 @@ class Context:
     idempotency_key: str | None = None
     transport: str = "local"
     attempt: int = 1
-    logger: logging.LoggerAdapter[logging.Logger] = field(init=False, repr=False)
 
-    def __post_init__(self) -> None:
-        extra: dict[str, object] = {"method": self.method, "transport": self.transport}
-        if self.traceparent:
-            extra["traceparent"] = self.traceparent
-        self.logger = logging.LoggerAdapter(logging.getLogger("tandem.handler"), extra)
+    @property
+    def logger(self) -> logging.LoggerAdapter[logging.Logger]:
+        """A ``tandem.handler`` logger that tags records with the method, transport and trace.
+
+        Built on first use: most calls never log, and a context is made for every call.
+        """
+        adapter: logging.LoggerAdapter[logging.Logger] | None = self.__dict__.get("_logger")
+        if adapter is None:
+            extra: dict[str, object] = {"method": self.method, "transport": self.transport}
+            if self.traceparent:
+                extra["traceparent"] = self.traceparent
+            adapter = logging.LoggerAdapter(logging.getLogger("tandem.handler"), extra)
+            self.__dict__["_logger"] = adapter
+        return adapter
 
     @classmethod
     def with_timeout(cls, method: str, timeout_s: float | None, **kwargs: Any) -> Context:
@@ -101,6 +119,7 @@ class _Registration:
     fn: Handler
     is_async: bool
     takes_ctx: bool
+    blocking: bool | None = None
 
 
 def _takes_ctx(fn: Handler) -> bool:
@@ -136,10 +155,16 @@ class App:
 
     # ----- registration -------------------------------------------------------------------
 
-    def handler(self, name: str | None = None) -> Callable[[F], F]:
+    def handler(self, name: str | None = None, *, blocking: bool | None = None) -> Callable[[F], F]:
         """Registers the decorated function (sync or ``async def``) under ``name``.
 
         The name defaults to the function's ``__name__``. Registering a name twice is an error.
+
+        :param blocking: for a sync handler served by an asyncio transport (plugin, grpc,
+            queue): ``True`` if it blocks (network or disk I/O, sleeps, long computations), so it
+            runs in a worker thread and never stalls the event loop; ``False`` if it is quick, so
+            it runs on the event loop without a thread hop; ``None`` lets the transport decide
+            (see the module docs). Ignored for ``async def`` handlers and by sync transports.
         """
 
         def register(fn: F) -> F:
@@ -149,7 +174,7 @@ class App:
             if method in self._handlers:
                 raise ValueError(f"app {self.name!r} already has a handler named {method!r}")
             self._handlers[method] = _Registration(
-                method, fn, inspect.iscoroutinefunction(fn), _takes_ctx(fn)
+                method, fn, inspect.iscoroutinefunction(fn), _takes_ctx(fn), blocking
             )
             return fn
 
@@ -238,6 +263,21 @@ class App:
 
     # ----- dispatch -----------------------------------------------------------------------
 
+    def _move_to_threads(self, reg: _Registration, held_s: float, budget_s: float) -> None:
+        """Runs ``reg`` in worker threads from now on: it held the event loop past its budget."""
+        self._handlers[reg.name] = replace(reg, blocking=True)
+        _log.warning(
+            "handler %r of app %r held the event loop for %.1f ms (budget %.1f ms): health "
+            "checks and other calls waited; its later calls run in a worker thread. Register it "
+            "with @app.handler(%r, blocking=True) to start there, or blocking=False to keep it "
+            "inline",
+            reg.name,
+            self.name,
+            held_s * 1e3,
+            budget_s * 1e3,
+            reg.name,
+        )
+
     def _lookup(self, method: str) -> _Registration:
         reg = self._handlers.get(method)
         if reg is None:
@@ -287,14 +327,28 @@ class App:
         return self._encode(method, codec, result)
 
     async def acall(
-        self, method: str, data: bytes, codec: str, ctx: Context | None = None
+        self,
+        method: str,
+        data: bytes,
+        codec: str,
+        ctx: Context | None = None,
+        *,
+        inline_budget_s: float | None = None,
+        timeout_s: float | None = None,
     ) -> tuple[bytes, str]:
         """Decodes, runs and encodes one call from an asyncio server.
 
-        Sync handlers run in a worker thread so they do not block the event loop.
+        A sync handler runs in a worker thread, so that it does not block the event loop, unless
+        it was registered with ``blocking=False`` or ``inline_budget_s`` is given.
 
+        :param inline_budget_s: run sync handlers registered with ``blocking=None`` on the event
+            loop; one that holds it longer than this many seconds is logged (a warning naming
+            the fix) and runs in a worker thread from its next call on.
+        :param timeout_s: answer :class:`~tandem.errors.Timeout` when an ``async def`` handler
+            or one in a worker thread runs longer (the thread itself cannot be stopped). A
+            handler running on the event loop cannot be interrupted: no timer is armed for it.
         :returns: the encoded answer and its codec.
-        :raises TandemError: as :meth:`call`.
+        :raises TandemError: as :meth:`call`; Timeout past ``timeout_s``.
         """
         self._check_open()
         reg = self._lookup(method)
@@ -303,19 +357,57 @@ class App:
         args = (value, ctx) if reg.takes_ctx else (value,)
         try:
             if reg.is_async:
-                result = await reg.fn(*args)
-            else:
-                import asyncio
-
-                result = await asyncio.to_thread(reg.fn, *args)
+                result = await self._within(reg.fn(*args), timeout_s, method)
+            elif reg.blocking is False or (reg.blocking is None and inline_budget_s is not None):
+                started = time.perf_counter()
+                result = reg.fn(*args)
+                held = time.perf_counter() - started
+                if reg.blocking is None and inline_budget_s is not None and held > inline_budget_s:
+                    self._move_to_threads(reg, held, inline_budget_s)
                 if inspect.isawaitable(result):
                     result = await result
+            else:
+                result = await self._within(_in_thread(reg.fn, args), timeout_s, method)
         except TandemError:
             raise
         except Exception as exc:
             raise Remote.from_exception(exc) from exc
         return self._encode(method, codec, result)
 
+    async def _within(self, aw: Awaitable[Any], seconds: float | None, method: str) -> Any:
+        """Awaits ``aw``, raising Timeout after ``seconds`` (None: no limit)."""
+        if seconds is None:
+            return await aw
+        import asyncio
+
+        try:
+            if sys.version_info >= (3, 11):
+                # a timer on the current task: no extra task per call
+                async with asyncio.timeout(seconds) as scope:
+                    return await aw
+            return await asyncio.wait_for(aw, seconds)  # pragma: no cover - Python 3.10
+        except asyncio.TimeoutError:
+            if sys.version_info >= (3, 11) and not scope.expired():
+                raise  # the handler's own TimeoutError (e.g. a socket's), not our deadline
+            raise Timeout(
+                f"handler {method!r} of app {self.name!r} did not finish within the caller's "
+                f"deadline ({seconds:.3f}s)"
+            ) from None
+
+
+async def _in_thread(fn: Handler, args: tuple[Any, ...]) -> Any:
+    """Runs a sync handler in a worker thread (awaiting what it returns, if awaitable)."""
+    import asyncio
+
+    result = await asyncio.to_thread(fn, *args)
+    if inspect.isawaitable(result):
+        result = await result
+    return result
+
 
 async def _as_coroutine(aw: Awaitable[Any]) -> Any:
     return await aw
+
+
+for _public in (App, AppState, Context):
+    _public.__module__ = "tandem"  # re-exported as tandem.<Name>

@@ -18,8 +18,11 @@ handler raises reaches the caller as ``remote`` with its type, message and trace
 
 from __future__ import annotations
 
-import traceback as _traceback
-from typing import Any, ClassVar
+# No ``typing`` or ``traceback`` at import time: one-shot scripts import this module and pay for
+# every millisecond of start-up. mypy treats any ``TYPE_CHECKING`` name as true.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, ClassVar
 
 __all__ = [
     "BadRequest",
@@ -95,7 +98,9 @@ class Remote(TandemError):
     @classmethod
     def from_exception(cls, exc: BaseException) -> Remote:
         """Captures a live exception (type, message and its traceback)."""
-        tb = "".join(_traceback.format_exception(type(exc), exc, exc.__traceback__))
+        import traceback
+
+        tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
         name = type(exc).__qualname__
         module = type(exc).__module__
         if module not in ("builtins", "__main__"):
@@ -103,6 +108,17 @@ class Remote(TandemError):
         return cls(name, str(exc), tb)
 
 
+for _cls in (
+    TandemError,
+    Timeout,
+    Unavailable,
+    Overloaded,
+    BreakerOpen,
+    BadRequest,
+    ProtocolError,
+    Remote,
+):
+    _cls.__module__ = "tandem"  # re-exported as tandem.<Name>; tracebacks and pickles say so
 _BY_KIND: dict[str, type[TandemError]] = {
     cls.kind: cls
     for cls in (Timeout, Unavailable, Overloaded, BreakerOpen, BadRequest, ProtocolError)

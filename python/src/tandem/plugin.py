@@ -78,6 +78,12 @@ class PluginSettings:
     :param parent_poll_s: how often to check that the host is alive (0 disables).
     :param handle_signals: ignore SIGINT and stop on SIGTERM (off when embedding).
     :param max_workers: threads that run synchronous handlers and servicers.
+    :param inline_budget_s: sync App handlers registered without ``blocking=`` run on the event
+        loop (no thread hop: the fastest path) until one holds the loop longer than this; that
+        handler is then logged (a warning naming it) and runs in the thread pool from its next
+        call on. None runs every such handler in the thread pool. Handlers that do I/O or may
+        hang should say ``@app.handler(..., blocking=True)``: a handler stuck on the loop also
+        stalls health checks, and the host restarts a plugin that stops answering them.
     :param env: the environment to read the host's variables from (default ``os.environ``).
     """
 
@@ -89,6 +95,7 @@ class PluginSettings:
     parent_poll_s: float = 0.5
     handle_signals: bool = True
     max_workers: int = 16
+    inline_budget_s: float | None = 0.05
     env: dict[str, str] | None = field(default=None, repr=False)
 
 
@@ -191,7 +198,9 @@ async def _serve(
             ("grpc.max_send_message_length", _MAX_MESSAGE),
         ],
     )
-    health = await services.add_core_services(server, app, guard.buffer, stop)
+    health = await services.add_core_services(
+        server, app, guard.buffer, stop, settings.inline_budget_s
+    )
     for add, servicer in servicers:
         add(servicer, server)
 

@@ -21,8 +21,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from .app import Context
-from .script import run_once
+from .script import context, run_once
 
 __all__ = ["main"]
 
@@ -58,9 +57,9 @@ def main(argv: Sequence[str]) -> int:
             return 2
         raise
 
-    def produce(raw: bytes, codec: str, ctx: Context) -> bytes:
+    def produce(raw: bytes, codec: str) -> bytes:
         app.startup()
-        return app.call(method, raw, codec, ctx)[0]
+        return app.call(method, raw, codec, context(method))[0]
 
     try:
         return run_once(produce, method=method)

@@ -31,6 +31,11 @@ async def slow(payload):
     return "done"
 
 
+@app.handler("raw_echo")
+def raw_echo(payload):
+    return payload
+
+
 @app.handler("boom")
 def boom(payload):
     raise KeyError(payload)

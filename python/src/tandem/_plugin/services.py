@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from ..app import App, Context
-from ..errors import TandemError, Timeout, error_to_wire
+from ..errors import TandemError, error_to_wire
 from .stdio import StdioBuffer
 
 log = logging.getLogger("tandem.plugin")
@@ -101,49 +101,64 @@ class Broker:
 
 
 class CallService:
-    """``tandem.v1.Call``: runs one App method per Invoke, mapping errors to ``CallError``."""
+    """``tandem.v1.Call``: runs one App method per Invoke, mapping errors to ``CallError``.
 
-    def __init__(self, app: App) -> None:
-        self._app = app
+    :param inline_budget_s: sync handlers without a ``blocking`` flag run on the event loop
+        until one holds it longer than this (see :meth:`tandem.App.acall`); None runs every
+        sync handler in the thread pool.
+    """
 
-    async def Invoke(self, request: Any, context: Any) -> Any:
+    def __init__(self, app: App, inline_budget_s: float | None = None) -> None:
         from .._proto import call_pb2
 
-        metadata = {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
+        self._app = app
+        self._budget = inline_budget_s
+        self._pb: Any = call_pb2
+
+    async def Invoke(self, request: Any, context: Any) -> Any:
+        pb = self._pb
+        method = request.method
         remaining = context.time_remaining()
-        deadline = None if remaining is None else time.monotonic() + remaining
         ctx = Context(
-            request.method,
-            deadline=deadline,
-            metadata=dict(request.metadata),
-            traceparent=request.traceparent or metadata.get("traceparent") or None,
+            method,
+            deadline=None if remaining is None else time.monotonic() + remaining,
+            metadata=dict(request.metadata) if request.metadata else {},
+            traceparent=request.traceparent or _metadata_traceparent(context),
             idempotency_key=request.idempotency_key or None,
             transport="plugin",
         )
-        codec = request.codec or "json"
         try:
-            call = self._app.acall(request.method, request.payload, codec, ctx)
-            if remaining is None:
-                data, out_codec = await call
-            else:
-                try:
-                    # answer a typed timeout just before the caller gives up
-                    data, out_codec = await asyncio.wait_for(call, max(remaining - 0.01, 0.0))
-                except asyncio.TimeoutError:
-                    raise Timeout(
-                        f"handler {request.method!r} did not finish within the caller's "
-                        f"deadline ({remaining:.3f}s)"
-                    ) from None
+            data, out_codec = await self._app.acall(
+                method,
+                request.payload,
+                request.codec or "json",
+                ctx,
+                inline_budget_s=self._budget,
+                # answer a typed timeout just before the caller gives up
+                timeout_s=None if remaining is None else max(remaining - 0.01, 0.0),
+            )
         except TandemError as exc:
-            return call_pb2.CallReply(error=call_pb2.CallError(**error_to_wire(exc)))
+            return pb.CallReply(error=pb.CallError(**error_to_wire(exc)))
         except Exception as exc:  # a bug in tandem itself: still answer with a typed error
-            log.exception("invoke of %r failed inside tandem", request.method)
-            return call_pb2.CallReply(error=call_pb2.CallError(**error_to_wire(exc)))
-        return call_pb2.CallReply(ok=call_pb2.Payload(data=data, codec=out_codec))
+            log.exception("invoke of %r failed inside tandem", method)
+            return pb.CallReply(error=pb.CallError(**error_to_wire(exc)))
+        return pb.CallReply(ok=pb.Payload(data=data, codec=out_codec))
+
+
+def _metadata_traceparent(context: Any) -> str | None:
+    """The ``traceparent`` gRPC metadata entry, when the request message carries none."""
+    for key, value in context.invocation_metadata() or ():
+        if key == "traceparent" and isinstance(value, str):
+            return value or None
+    return None
 
 
 async def add_core_services(
-    server: Any, app: App | None, buffer: StdioBuffer, stop: asyncio.Event
+    server: Any,
+    app: App | None,
+    buffer: StdioBuffer,
+    stop: asyncio.Event,
+    inline_budget_s: float | None = None,
 ) -> Any:
     """Registers health, controller, stdio, broker and (with an app) the call service.
 
@@ -168,5 +183,5 @@ async def add_core_services(
     stdio_mod.add_GRPCStdioServicer_to_server(Stdio(buffer, stop), server)
     broker_mod.add_GRPCBrokerServicer_to_server(Broker(), server)
     if app is not None:
-        call_mod.add_CallServicer_to_server(CallService(app), server)
+        call_mod.add_CallServicer_to_server(CallService(app, inline_budget_s), server)
     return health_servicer

@@ -21,11 +21,11 @@ import logging
 import os
 import ssl
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 log = logging.getLogger("tandem.plugin")
-
-_COPY_CHUNK = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -123,15 +123,80 @@ def server_context(cert: Certificate, client_pem: str) -> ssl.SSLContext:
     return ctx
 
 
-async def _copy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    try:
-        while data := await reader.read(_COPY_CHUNK):
-            writer.write(data)
-            await writer.drain()
-    except (OSError, ssl.SSLError, asyncio.IncompleteReadError):
-        pass
-    finally:
-        writer.close()
+class _Half(asyncio.Protocol):
+    """One side of a relayed connection: what it receives is written to the other side.
+
+    Protocol callbacks instead of stream reader/writer tasks: a relayed gRPC message costs two
+    callbacks, not two task wake-ups per direction. Flow control crosses over: when this side's
+    write buffer fills, the other side stops reading until it drains.
+    """
+
+    def __init__(
+        self,
+        on_lost: Callable[[_Half], None],
+        on_made: Callable[[_Half], None] | None = None,
+    ) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.peer: _Half | None = None
+        self._on_lost = on_lost
+        self._on_made = on_made
+        self._pending: list[bytes] = []  # received before the link
+        self._eof = False
+        self.closed = False
+
+    def link(self, peer: _Half) -> None:
+        """Connects this side to ``peer`` and flushes what arrived before the link."""
+        self.peer = peer
+        for data in self._pending:
+            peer.write(data)
+        self._pending.clear()
+        if self._eof:
+            peer.write_eof()
+
+    def write(self, data: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+
+    def write_eof(self) -> None:
+        if self.transport is None or self.transport.is_closing():
+            return
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        else:  # TLS has no half-close
+            self.transport.close()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        if self._on_made is not None:
+            self._on_made(self)
+
+    def data_received(self, data: bytes) -> None:
+        if self.peer is None:
+            self._pending.append(data)
+        else:
+            self.peer.write(data)
+
+    def eof_received(self) -> bool:
+        if self.peer is None:
+            self._eof = True
+        else:
+            self.peer.write_eof()
+        # a plain socket stays open for writing (the peer closes it); TLS cannot half-close
+        return self.transport is not None and self.transport.can_write_eof()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self._on_lost(self)
+        if self.peer is not None and self.peer.transport is not None:
+            self.peer.transport.close()
+
+    def pause_writing(self) -> None:
+        if self.peer is not None and self.peer.transport is not None:
+            self.peer.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.peer is not None and self.peer.transport is not None:
+            self.peer.transport.resume_reading()
 
 
 class TlsFront:
@@ -142,26 +207,44 @@ class TlsFront:
         self._private = private_path
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._halves: set[_Half] = set()
 
-    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        log.debug("mutual TLS connection accepted from the host")
-        try:
-            up_reader, up_writer = await asyncio.open_unix_connection(self._private)
-        except OSError as exc:
-            log.error("cannot reach the private grpc socket %s: %s", self._private, exc)
-            writer.close()
-            return
-        await asyncio.gather(_copy(reader, up_writer), _copy(up_reader, writer))
+    def _accept(self) -> _Half:
+        """A new connection; once its TLS handshake is done, :meth:`_upstream` runs."""
+        return _Half(self._halves.discard, on_made=self._upstream)
 
-    def _track(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.ensure_future(self._relay(reader, writer))
+    def _upstream(self, front: _Half) -> None:
+        """Opens the private socket for an authenticated connection, then links the halves."""
+        self._halves.add(front)
+        task = asyncio.ensure_future(self._connect(front))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    async def _connect(self, front: _Half) -> None:
+        log.debug("mutual TLS connection accepted from the host")
+        loop = asyncio.get_running_loop()
+        try:
+            _, back = await loop.create_unix_connection(
+                lambda: _Half(self._halves.discard), self._private
+            )
+        except OSError as exc:
+            log.error("cannot reach the private grpc socket %s: %s", self._private, exc)
+            if front.transport is not None:
+                front.transport.close()
+            return
+        if front.closed:  # the host hung up while we connected
+            if back.transport is not None:
+                back.transport.close()
+            return
+        self._halves.add(back)
+        back.link(front)
+        front.link(back)
+
     async def start_unix(self, path: str) -> None:
         """Listens on the unix socket ``path``."""
-        self._server = await asyncio.start_unix_server(
-            self._track, path, ssl=self._ctx, ssl_handshake_timeout=10.0
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_unix_server(
+            self._accept, path, ssl=self._ctx, ssl_handshake_timeout=10.0
         )
 
     async def start_tcp(self, ports: list[int] | range) -> int:
@@ -172,8 +255,8 @@ class TlsFront:
         last: OSError | None = None
         for port in ports:
             try:
-                self._server = await asyncio.start_server(
-                    self._track, "127.0.0.1", port, ssl=self._ctx, ssl_handshake_timeout=10.0
+                self._server = await asyncio.get_running_loop().create_server(
+                    self._accept, "127.0.0.1", port, ssl=self._ctx, ssl_handshake_timeout=10.0
                 )
             except OSError as exc:
                 last = exc
@@ -192,3 +275,7 @@ class TlsFront:
         for task in list(self._tasks):
             with contextlib.suppress(BaseException):
                 await task
+        for half in list(self._halves):
+            if half.transport is not None:
+                half.transport.close()
+        self._halves.clear()
