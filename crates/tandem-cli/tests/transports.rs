@@ -136,30 +136,6 @@ fn grpc_without_a_server_exits_2_with_a_hint() {
     );
 }
 
-/// A private redis-server on a free port, with no persistence.
-fn redis(dir: &Path) -> (Peer, u16) {
-    let port = free_port();
-    let p = port.to_string();
-    let d = dir.display().to_string();
-    let peer = Peer::start(
-        "redis",
-        dir,
-        Path::new("redis-server"),
-        &[
-            "--port",
-            &p,
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--dir",
-            &d,
-        ],
-    );
-    wait_for_port(port, "redis-server");
-    (peer, port)
-}
-
 fn queue(dir: &Path, args: &[&str]) -> Vec<Value> {
     let out = tandem(dir, args);
     assert_exit(&out, 0);
@@ -169,8 +145,8 @@ fn queue(dir: &Path, args: &[&str]) -> Vec<Value> {
 #[test]
 fn redis_call_bench_and_queue_admin_against_a_real_consumer() {
     let dir = fixture("redis");
-    let (_redis, port) = redis(&dir);
-    let url = format!("redis://127.0.0.1:{port}");
+    let redis = tandem_testkit::RedisServer::start(dir.join("redis"));
+    let url = redis.url();
     let _consumer = Peer::start(
         "consume",
         &dir,

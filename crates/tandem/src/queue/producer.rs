@@ -65,6 +65,11 @@ impl Producer {
             .await
             .map_err(|e| classify(&config.stream, e))?;
         let features = Features::from_info(&info);
+        if features.idmp() {
+            if let Some(window) = config.idmp_window {
+                configure_idmp(&mut c0, &config, window).await?;
+            }
+        }
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos())
@@ -102,17 +107,25 @@ impl Producer {
 
     /// Publishes one task; returns its task id.
     ///
+    /// On Redis 8.6+ a task with an idempotency key is published with `XADD … IDMP`: when
+    /// the same key was published within the server's IDMP window (see
+    /// [`Builder::idmp_producer`]), nothing is written and the id of the task already in the
+    /// stream is returned.
+    ///
     /// # Errors
     ///
     /// [`Error::Overloaded`] past the high-water mark, [`Error::Unavailable`] when Redis is
     /// unreachable (the task may or may not have been written: publishing again is safe
-    /// with an idempotency key and the consumer's dedup).
+    /// with an idempotency key: Redis 8.6+ drops the duplicate, older servers rely on the
+    /// consumer's `--dedup-ttl`).
+    ///
+    /// [`Builder::idmp_producer`]: super::Builder::idmp_producer
     pub async fn publish(&self, request: Request) -> Result<String, Error> {
         let deadline = request.metadata().deadline;
         self.admit(1, deadline).await?;
         let task = self.task(request, None);
-        self.xadd(&[&task]).await?;
-        Ok(task.id)
+        let mut written = self.xadd(&[&task]).await?;
+        Ok(written.pop().map_or(task.id, |w| w.task_id))
     }
 
     /// Publishes many tasks in one pipeline; returns their ids in order.
@@ -124,8 +137,8 @@ impl Producer {
         let deadline = requests.iter().filter_map(|r| r.metadata().deadline).min();
         self.admit(requests.len() as u64, deadline).await?;
         let tasks: Vec<Task> = requests.into_iter().map(|r| self.task(r, None)).collect();
-        self.xadd(&tasks.iter().collect::<Vec<_>>()).await?;
-        Ok(tasks.into_iter().map(|t| t.id).collect())
+        let written = self.xadd(&tasks.iter().collect::<Vec<_>>()).await?;
+        Ok(written.into_iter().map(|w| w.task_id).collect())
     }
 
     /// Publishes a task and waits for its result until the request's deadline (or the
@@ -135,7 +148,10 @@ impl Producer {
     ///
     /// [`Error::Timeout`] when no result came in time (the task may still run later),
     /// [`Error::Remote`] / [`Error::BadRequest`] as sent back by the consumer, and the
-    /// errors of [`Producer::publish`].
+    /// errors of [`Producer::publish`]. On Redis 8.6+, a retry with the idempotency key of a
+    /// task this producer already published waits for that task's result; a key another
+    /// producer published within the IDMP window is an [`Error::BadRequest`] (its result
+    /// goes to that producer).
     pub async fn publish_and_wait(&self, request: Request) -> Result<Response, Error> {
         let started = Instant::now();
         let wait = request
@@ -147,12 +163,36 @@ impl Producer {
         let deadline = Some(request.metadata().deadline.unwrap_or(started + wait));
         self.admit(1, deadline).await?;
         let task = self.task(request, Some(router.key().to_owned()));
-        let rx = router.wait_for(&task.id);
-        if let Err(e) = self.xadd(&[&task]).await {
-            router.forget(&task.id);
-            return Err(e);
-        }
+        let mut rx = router.wait_for(&task.id);
+        let written = match self.xadd(&[&task]).await {
+            Ok(mut w) => w.pop(),
+            Err(e) => {
+                router.forget(&task.id);
+                return Err(e);
+            }
+        };
         let target = format!("{} on {}", method, self.inner.config.stream);
+        let mut waited = task.id.clone();
+        if let Some(dup) = written.filter(|w| w.task_id != task.id) {
+            router.forget(&task.id);
+            if dup.reply_to.as_deref() != Some(router.key()) {
+                return Err(Error::bad_request(
+                    Transport::Queue,
+                    &target,
+                    format!(
+                        "idempotency key {:?} was already published as task {} by another \
+                         producer within the server's IDMP window (XADD IDMP dropped this \
+                         duplicate); its result goes to that producer: use a new key to run \
+                         it again",
+                        task.idempotency_key.as_deref().unwrap_or_default(),
+                        dup.task_id
+                    ),
+                ));
+            }
+            tracing::debug!(task = %dup.task_id, "duplicate publish: waiting for the original");
+            waited = dup.task_id;
+            rx = router.wait_for(&waited);
+        }
         match tokio::time::timeout(wait.saturating_sub(started.elapsed()), rx).await {
             Ok(Ok(Reply::Ok(payload))) => Ok(Response::new(payload)),
             Ok(Ok(Reply::Err {
@@ -169,10 +209,10 @@ impl Producer {
                 &traceback,
             )),
             Ok(Err(_)) | Err(_) => {
-                router.forget(&task.id);
+                router.forget(&waited);
                 Err(Error::Timeout {
                     transport: Transport::Queue,
-                    target: format!("{target} (task {})", task.id),
+                    target: format!("{target} (task {waited})"),
                     elapsed: started.elapsed(),
                 })
             }
@@ -290,13 +330,22 @@ impl Producer {
         }
     }
 
-    async fn xadd(&self, tasks: &[&Task]) -> Result<(), Error> {
+    /// XADDs the tasks in one pipeline (with `IDMP` for keyed tasks on 8.6+) and reports
+    /// what is in the stream for each: itself, or the task a duplicate key points to.
+    async fn xadd(&self, tasks: &[&Task]) -> Result<Vec<Written>, Error> {
         let c = &self.inner.config;
+        let f = self.inner.features;
         let mut pipe = redis::pipe();
         for task in tasks {
             let cmd = pipe.cmd("XADD").arg(&c.stream);
-            if self.inner.features.acked_trim() {
-                cmd.arg("ACKED").arg("MAXLEN").arg("~").arg(c.max_len);
+            if f.acked_trim() {
+                cmd.arg("ACKED");
+            }
+            if let Some(key) = task.idempotency_key.as_deref().filter(|_| f.idmp()) {
+                cmd.arg("IDMP").arg(&c.idmp_producer).arg(key);
+            }
+            if f.acked_trim() {
+                cmd.arg("MAXLEN").arg("~").arg(c.max_len);
             }
             cmd.arg("*");
             for (k, v) in task.to_fields() {
@@ -304,17 +353,54 @@ impl Producer {
             }
         }
         let mut conn = self.inner.conn.0.clone();
-        let _: Vec<Value> = pipe
-            .query_async(&mut conn)
-            .await
-            .map_err(|e| classify(&c.stream, e))?;
+        let classify = |e| classify(&c.stream, e);
+        let entry_ids: Vec<String> = pipe.query_async(&mut conn).await.map_err(classify)?;
+        let mut written: Vec<Written> = tasks
+            .iter()
+            .map(|t| Written {
+                task_id: t.id.clone(),
+                reply_to: t.reply_to.clone(),
+            })
+            .collect();
+        if f.idmp() {
+            // A duplicate XADD IDMP returns the id of the entry already there: read the
+            // task ids of the keyed entries to tell which publishes were dropped.
+            let keyed: Vec<usize> = (0..tasks.len())
+                .filter(|i| tasks[*i].idempotency_key.is_some())
+                .collect();
+            if !keyed.is_empty() {
+                let mut check = redis::pipe();
+                for i in &keyed {
+                    let id = entry_ids.get(*i).map_or("0-0", String::as_str);
+                    check.cmd("XRANGE").arg(&c.stream).arg(id).arg(id);
+                }
+                let found: Vec<Value> = check.query_async(&mut conn).await.map_err(classify)?;
+                for (i, v) in keyed.into_iter().zip(found) {
+                    let fields = super::entries(&v).into_iter().next().and_then(|e| e.1);
+                    if let Some(fields) = fields {
+                        let field = |k: &str| {
+                            fields
+                                .get(k)
+                                .map(|b| String::from_utf8_lossy(b).into_owned())
+                        };
+                        if let Some(id) = field("id").filter(|id| *id != written[i].task_id) {
+                            tracing::debug!(task = %id, "XADD IDMP dropped a duplicate publish");
+                            written[i] = Written {
+                                task_id: id,
+                                reply_to: field("reply"),
+                            };
+                        }
+                    }
+                }
+            }
+        }
         if let Ok(mut b) = self.inner.backlog.lock() {
             if let Some((_, n)) = b.as_mut() {
                 *n += tasks.len() as u64;
             }
         }
         self.maybe_trim();
-        Ok(())
+        Ok(written)
     }
 
     fn maybe_trim(&self) {
@@ -381,6 +467,45 @@ impl Producer {
         }
         Ok(n)
     }
+}
+
+/// What the stream holds for one published task.
+#[derive(Debug)]
+struct Written {
+    /// The task's id, or the id of the task with the same idempotency key that was already
+    /// in the stream (the server dropped this publish).
+    task_id: String,
+    /// That task's reply stream.
+    reply_to: Option<String>,
+}
+
+/// Creates the stream (with the group, as the consumer does) and sets its IDMP window.
+async fn configure_idmp(
+    conn: &mut redis::aio::ConnectionManager,
+    config: &Config,
+    (duration, max_keys): (Duration, u64),
+) -> Result<(), Error> {
+    let created: Result<(), redis::RedisError> = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(&config.stream)
+        .arg(&config.group)
+        .arg("0")
+        .arg("MKSTREAM")
+        .query_async(conn)
+        .await;
+    match created {
+        Err(e) if e.code() != Some("BUSYGROUP") => return Err(classify(&config.stream, e)),
+        _ => {}
+    }
+    redis::cmd("XCFGSET")
+        .arg(&config.stream)
+        .arg("IDMP-DURATION")
+        .arg(duration.as_secs().max(1))
+        .arg("IDMP-MAXSIZE")
+        .arg(max_keys.max(1))
+        .query_async::<()>(conn)
+        .await
+        .map_err(|e| classify(&config.stream, e))
 }
 
 impl tower::Service<Request> for Producer {
