@@ -124,8 +124,11 @@ impl Producer {
         let deadline = request.metadata().deadline;
         self.admit(1, deadline).await?;
         let task = self.task(request, None);
-        let mut written = self.xadd(&[&task]).await?;
-        Ok(written.pop().map_or(task.id, |w| w.task_id))
+        let written = self.xadd(&[&task]).await?;
+        Ok(written
+            .into_iter()
+            .find(|w| !w.task_id.is_empty())
+            .map_or(task.id, |w| w.task_id))
     }
 
     /// Publishes many tasks in one pipeline; returns their ids in order.
@@ -138,7 +141,17 @@ impl Producer {
         self.admit(requests.len() as u64, deadline).await?;
         let tasks: Vec<Task> = requests.into_iter().map(|r| self.task(r, None)).collect();
         let written = self.xadd(&tasks.iter().collect::<Vec<_>>()).await?;
-        Ok(written.into_iter().map(|w| w.task_id).collect())
+        Ok(tasks
+            .into_iter()
+            .zip(written)
+            .map(|(t, w)| {
+                if w.task_id.is_empty() {
+                    t.id
+                } else {
+                    w.task_id
+                }
+            })
+            .collect())
     }
 
     /// Publishes a task and waits for its result until the request's deadline (or the
@@ -173,18 +186,30 @@ impl Producer {
         };
         let target = format!("{} on {}", method, self.inner.config.stream);
         let mut waited = task.id.clone();
-        if let Some(dup) = written.filter(|w| w.task_id != task.id) {
+        if let Some(dup) = written.filter(|w| w.duplicate) {
             router.forget(&task.id);
+            let key = task.idempotency_key.as_deref().unwrap_or_default();
+            if dup.task_id.is_empty() {
+                return Err(Error::bad_request(
+                    Transport::Queue,
+                    &target,
+                    format!(
+                        "idempotency key {key:?} was already published within the server's \
+                         IDMP window and that task was already handled (XADD IDMP dropped \
+                         this duplicate; its result went to the first caller): use a new key \
+                         to run it again"
+                    ),
+                ));
+            }
             if dup.reply_to.as_deref() != Some(router.key()) {
                 return Err(Error::bad_request(
                     Transport::Queue,
                     &target,
                     format!(
-                        "idempotency key {:?} was already published as task {} by another \
+                        "idempotency key {key:?} was already published as task {} by another \
                          producer within the server's IDMP window (XADD IDMP dropped this \
                          duplicate); its result goes to that producer: use a new key to run \
                          it again",
-                        task.idempotency_key.as_deref().unwrap_or_default(),
                         dup.task_id
                     ),
                 ));
@@ -330,18 +355,22 @@ impl Producer {
         }
     }
 
-    /// XADDs the tasks in one pipeline (with `IDMP` for keyed tasks on 8.6+) and reports
-    /// what is in the stream for each: itself, or the task a duplicate key points to.
+    /// XADDs the tasks in one pipeline (keyed tasks on 8.6+ through [`XADD_IDMP`]) and
+    /// reports what is in the stream for each: itself, or the task its key already names.
     async fn xadd(&self, tasks: &[&Task]) -> Result<Vec<Written>, Error> {
         let c = &self.inner.config;
         let f = self.inner.features;
         let mut pipe = redis::pipe();
         for task in tasks {
-            let cmd = pipe.cmd("XADD").arg(&c.stream);
+            let idmp = task.idempotency_key.as_deref().filter(|_| f.idmp());
+            let cmd = match idmp {
+                Some(_) => pipe.cmd("EVAL").arg(XADD_IDMP).arg(1).arg(&c.stream),
+                None => pipe.cmd("XADD").arg(&c.stream),
+            };
             if f.acked_trim() {
                 cmd.arg("ACKED");
             }
-            if let Some(key) = task.idempotency_key.as_deref().filter(|_| f.idmp()) {
+            if let Some(key) = idmp {
                 cmd.arg("IDMP").arg(&c.idmp_producer).arg(key);
             }
             if f.acked_trim() {
@@ -353,47 +382,15 @@ impl Producer {
             }
         }
         let mut conn = self.inner.conn.0.clone();
-        let classify = |e| classify(&c.stream, e);
-        let entry_ids: Vec<String> = pipe.query_async(&mut conn).await.map_err(classify)?;
-        let mut written: Vec<Written> = tasks
+        let replies: Vec<Value> = pipe
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| classify(&c.stream, e))?;
+        let written = tasks
             .iter()
-            .map(|t| Written {
-                task_id: t.id.clone(),
-                reply_to: t.reply_to.clone(),
-            })
+            .zip(replies)
+            .map(|(task, reply)| Written::from_reply(task, &reply))
             .collect();
-        if f.idmp() {
-            // A duplicate XADD IDMP returns the id of the entry already there: read the
-            // task ids of the keyed entries to tell which publishes were dropped.
-            let keyed: Vec<usize> = (0..tasks.len())
-                .filter(|i| tasks[*i].idempotency_key.is_some())
-                .collect();
-            if !keyed.is_empty() {
-                let mut check = redis::pipe();
-                for i in &keyed {
-                    let id = entry_ids.get(*i).map_or("0-0", String::as_str);
-                    check.cmd("XRANGE").arg(&c.stream).arg(id).arg(id);
-                }
-                let found: Vec<Value> = check.query_async(&mut conn).await.map_err(classify)?;
-                for (i, v) in keyed.into_iter().zip(found) {
-                    let fields = super::entries(&v).into_iter().next().and_then(|e| e.1);
-                    if let Some(fields) = fields {
-                        let field = |k: &str| {
-                            fields
-                                .get(k)
-                                .map(|b| String::from_utf8_lossy(b).into_owned())
-                        };
-                        if let Some(id) = field("id").filter(|id| *id != written[i].task_id) {
-                            tracing::debug!(task = %id, "XADD IDMP dropped a duplicate publish");
-                            written[i] = Written {
-                                task_id: id,
-                                reply_to: field("reply"),
-                            };
-                        }
-                    }
-                }
-            }
-        }
         if let Ok(mut b) = self.inner.backlog.lock() {
             if let Some((_, n)) = b.as_mut() {
                 *n += tasks.len() as u64;
@@ -469,14 +466,69 @@ impl Producer {
     }
 }
 
+/// `XADD … IDMP` that also says whether the server dropped the publish as a duplicate: a
+/// duplicate returns the id of the first entry and adds nothing, so the stream's
+/// `entries-added` counter is compared around it, atomically. Returns `{entry id, 1 if
+/// duplicate, task id, reply stream}` (the last two read from the first entry, empty when
+/// it was already handled and deleted). KEYS[1] stream; ARGV the XADD arguments after it.
+const XADD_IDMP: &str = r"
+local function added()
+  local info = redis.pcall('XINFO', 'STREAM', KEYS[1])
+  if type(info) ~= 'table' or info.err then return -1 end
+  for i = 1, #info, 2 do
+    if info[i] == 'entries-added' then return info[i + 1] end
+  end
+  return -1
+end
+local before = added()
+local id = redis.call('XADD', KEYS[1], unpack(ARGV))
+if added() ~= before then return {id, 0, '', ''} end
+local task, reply = '', ''
+local e = redis.call('XRANGE', KEYS[1], id, id)
+if #e == 1 then
+  local f = e[1][2]
+  for i = 1, #f, 2 do
+    if f[i] == 'id' then task = f[i + 1] elseif f[i] == 'reply' then reply = f[i + 1] end
+  end
+end
+return {id, 1, task, reply}
+";
+
 /// What the stream holds for one published task.
 #[derive(Debug)]
 struct Written {
     /// The task's id, or the id of the task with the same idempotency key that was already
-    /// in the stream (the server dropped this publish).
+    /// published (the server dropped this publish; empty when that task was already handled
+    /// and deleted).
     task_id: String,
-    /// That task's reply stream.
+    /// Whether the server dropped this publish as a duplicate.
+    duplicate: bool,
+    /// The first task's reply stream, for a duplicate.
     reply_to: Option<String>,
+}
+
+impl Written {
+    fn from_reply(task: &Task, reply: &Value) -> Written {
+        let mine = Written {
+            task_id: task.id.clone(),
+            duplicate: false,
+            reply_to: None,
+        };
+        let Value::Array(parts) = reply else {
+            return mine; // plain XADD: the entry id
+        };
+        if parts.get(1).and_then(int) != Some(1) {
+            return mine;
+        }
+        let reply_to = parts.get(3).map(text).filter(|r| !r.is_empty());
+        let task_id = parts.get(2).map(text).unwrap_or_default();
+        tracing::debug!(task = %task_id, "XADD IDMP dropped a duplicate publish");
+        Written {
+            task_id,
+            duplicate: true,
+            reply_to,
+        }
+    }
 }
 
 /// Creates the stream (with the group, as the consumer does) and sets its IDMP window.
