@@ -280,7 +280,7 @@ impl Producer {
         Ok(len)
     }
 
-    /// Trims entries no group still needs: on Redis 8.2+ with `XTRIM … ACKED`, otherwise
+    /// Trims entries no group still needs: on Redis 8.2+ with `XTRIM MAXLEN 0 ACKED`, otherwise
     /// with `XTRIM MINID` at the oldest entry that is pending or not yet delivered in any
     /// group. Never drops a pending entry. Returns how many entries were removed.
     ///
@@ -292,11 +292,24 @@ impl Producer {
         let stream = &self.inner.config.stream;
         let c = |e| classify(stream, e);
         if self.inner.features.acked_trim() {
+            // With no group, ACKED counts every entry as acknowledged: keep them all.
+            let groups: Result<Value, _> = redis::cmd("XINFO")
+                .arg("GROUPS")
+                .arg(stream)
+                .query_async(&mut conn)
+                .await;
+            match groups {
+                Ok(Value::Array(gs)) if !gs.is_empty() => {}
+                Ok(_) => return Ok(0),
+                Err(e) if e.code() == Some("ERR") => return Ok(0), // no such key
+                Err(e) => return Err(c(e)),
+            }
+            // Exact MAXLEN 0 with ACKED: every entry all groups acknowledged goes, and only
+            // those (an approximate MAXLEN would keep them below the length bound).
             return redis::cmd("XTRIM")
                 .arg(stream)
                 .arg("MAXLEN")
-                .arg("~")
-                .arg(self.inner.config.max_len)
+                .arg("0")
                 .arg("ACKED")
                 .query_async(&mut conn)
                 .await
