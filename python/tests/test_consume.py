@@ -94,6 +94,13 @@ def test_entries_of_a_dead_consumer_are_taken_over_with_their_delivery_count(
     assert {p["attempt"] for p in replies} == {2}, replies
     mechanism = "XREADGROUP CLAIM" if redis_server.version() >= (8, 4) else "XAUTOCLAIM"
     assert f"idle entries ({mechanism})" in c.output(), c.output()
+    # New entries are not takeovers (with CLAIM they come with 0 earlier deliveries).
+    for n in range(3, 6):
+        publish(r, stream, "echo", json.dumps({"n": n}).encode(), reply_to=f"{stream}:r")
+    wait_until(20, lambda: r.xlen(f"{stream}:r") == 6, "the replies of the new tasks")
+    replies = [json.loads(f[b"payload"]) for _, f in r.xrange(f"{stream}:r")]
+    assert [p["attempt"] for p in replies if p["n"] >= 3] == [1, 1, 1], replies
+    assert c.output().count("took over") == 1, c.output()
     assert r.xpending(stream, "g")["pending"] == 0
 
 

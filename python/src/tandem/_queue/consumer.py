@@ -53,7 +53,8 @@ class _Batch:
 
 def _parse_read(resp: Any, **_options: Any) -> Any:
     """XREADGROUP reply parser that keeps what redis-py's drops: the delivery count of an
-    entry claimed by ``CLAIM`` (a 4-element ``[id, fields, idle ms, deliveries so far]``)."""
+    entry claimed by ``CLAIM`` (with CLAIM every entry is ``[id, fields, idle ms, deliveries
+    before this one]``; a new entry has 0 there)."""
     if not resp:
         return []
     out = []
@@ -63,7 +64,9 @@ def _parse_read(resp: Any, **_options: Any) -> Any:
         for item in raw:
             flds = item[1]
             fields = dict(zip(flds[::2], flds[1::2], strict=False)) if flds else None
-            delivered = int(item[3]) + 1 if len(item) >= 4 else None
+            # With CLAIM every entry has 4 elements; a new one has had 0 deliveries before.
+            before = int(item[3]) if len(item) >= 4 else 0
+            delivered = before + 1 if before > 0 else None
             entries.append((item[0], fields, delivered))
         out.append((stream, entries))
     return out
