@@ -104,6 +104,21 @@ def test_entries_of_a_dead_consumer_are_taken_over_with_their_delivery_count(
     assert r.xpending(stream, "g")["pending"] == 0
 
 
+def test_a_dead_consumers_entry_deleted_while_pending_leaves_no_pending_reference(
+    redis_server: RedisServer, stream: str, consumer: Any
+) -> None:
+    """XREADGROUP … CLAIM skips such references; the periodic XAUTOCLAIM pass removes them
+    (on every version)."""
+    r = redis_server.client()
+    r.xgroup_create(stream, "g", id="0", mkstream=True)
+    eid = r.xadd(stream, {"x": "1"})
+    r.xreadgroup("g", "dead", {stream: ">"}, count=1)
+    r.xdel(stream, eid)
+    assert r.xpending(stream, "g")["pending"] == 1
+    consumer("--visibility-timeout", "0.2", "--reclaim-interval", "0.05")
+    wait_until(20, lambda: r.xpending(stream, "g")["pending"] == 0, "the reference to go")
+
+
 def test_result_and_error_come_back_on_the_reply_stream(
     redis_server: RedisServer, stream: str, consumer: Any
 ) -> None:

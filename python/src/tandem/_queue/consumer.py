@@ -39,6 +39,9 @@ log = logging.getLogger("tandem.consume")
 
 Entry = tuple[bytes, dict[bytes, bytes] | None]
 
+# On Redis 8.4+ (XREADGROUP CLAIM), the XAUTOCLAIM pass runs every this many reclaim intervals.
+_CLEANUP_EVERY = 12
+
 
 @dataclass
 class _Batch:
@@ -108,6 +111,7 @@ class Consumer:
             settings.redis_url, settings.stream, settings.group, self.name, settings.lease_every_s
         )
         self._next_reclaim = 0.0
+        self._reclaims = 1  # the first cleanup pass comes after _CLEANUP_EVERY intervals
         self._move_due: Any = None
         self.handled = 0
         self.metrics: Any = None  # a telemetry.QueueMetrics with --metrics-port
@@ -216,8 +220,12 @@ class Consumer:
                     keys=[wire.delayed_key(self.s.stream), self.s.stream],
                     args=[wire.now_ms(), 1000],
                 )
-                if not self._claim:
+                # With CLAIM the read takes over idle entries, but it skips (and keeps) the
+                # pending references of entries deleted meanwhile; an XAUTOCLAIM pass every
+                # _CLEANUP_EVERY reclaim intervals removes those.
+                if not self._claim or self._reclaims % _CLEANUP_EVERY == 0:
                     await self._reclaim()
+                self._reclaims += 1
             entries, counts = _stream_entries(await self._read_new())
             if counts:
                 log.warning(
