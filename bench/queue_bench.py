@@ -181,7 +181,7 @@ def main() -> int:
     port = free_port()
     server = subprocess.Popen(
         [
-            "redis-server",
+            REDIS_SERVER,
             "--port",
             str(port),
             "--bind",
@@ -310,9 +310,13 @@ def write(args: Any, results: list[tuple[str, int, dict[str, float]]]) -> None:
     sys.stdout.write("\n".join(lines) + "\n")
 
 
+# $TANDEM_REDIS_SERVER picks another binary (e.g. the Redis 8.6 of scripts/setup-redis8.sh).
+REDIS_SERVER = os.environ.get("TANDEM_REDIS_SERVER") or "redis-server"
+
+
 def _version() -> str:
     out = subprocess.run(
-        ["redis-server", "--version"], check=False, capture_output=True, text=True
+        [REDIS_SERVER, "--version"], check=False, capture_output=True, text=True
     ).stdout
     return next((p.split("=")[1] for p in out.split() if p.startswith("v=")), "?")
 

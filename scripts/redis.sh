@@ -10,7 +10,8 @@ cmd=${1:-}; dir=${2:-}
 if [[ -z "$cmd" || -z "$dir" ]]; then
   echo "usage: scripts/redis.sh start|stop DIR [--aof]" >&2; exit 2
 fi
-command -v redis-server >/dev/null || { echo "redis.sh: redis-server missing: run scripts/setup-system.sh" >&2; exit 2; }
+server=${TANDEM_REDIS_SERVER:-redis-server}  # e.g. the Redis 8.6 of scripts/setup-redis8.sh
+command -v "$server" >/dev/null || { echo "redis.sh: $server missing: run scripts/setup-system.sh" >&2; exit 2; }
 
 case "$cmd" in
   start)
@@ -18,7 +19,7 @@ case "$cmd" in
     port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
     persist=(--save '' --appendonly no)
     [[ "${3:-}" == "--aof" ]] && persist=(--save '' --appendonly yes --appendfsync always)
-    redis-server --port "$port" --bind 127.0.0.1 --dir "$dir" --daemonize yes \
+    "$server" --port "$port" --bind 127.0.0.1 --dir "$dir" --daemonize yes \
       --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" "${persist[@]}" >/dev/null
     for _ in $(seq 100); do
       redis-cli -p "$port" ping >/dev/null 2>&1 && { echo "$port" > "$dir/redis.port"; echo "$port"; exit 0; }

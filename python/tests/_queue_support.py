@@ -42,12 +42,18 @@ def free_port() -> int:
         return port
 
 
+def redis_binary() -> str:
+    """The redis-server the tests use: ``$TANDEM_REDIS_SERVER`` (e.g. the Redis 8.6 that
+    ``scripts/setup-redis8.sh`` builds), else ``redis-server`` on ``PATH``."""
+    return os.environ.get("TANDEM_REDIS_SERVER") or "redis-server"
+
+
 class RedisServer:
     """A private redis-server on a free port, with its own data dir."""
 
     def __init__(self, aof: bool = False) -> None:
-        if shutil.which("redis-server") is None:
-            pytest.skip("redis-server is not installed (scripts/setup-system.sh installs it)")
+        if shutil.which(redis_binary()) is None:
+            pytest.skip(f"{redis_binary()} is not installed (scripts/setup-system.sh installs it)")
         self.dir = Path(tempfile.mkdtemp(prefix="tandem-redis-"))
         self.port = free_port()
         self.aof = aof
@@ -62,7 +68,7 @@ class RedisServer:
         persist = ["--appendonly", "yes", "--appendfsync", "always"] if self.aof else []
         self.proc = subprocess.Popen(
             [
-                "redis-server",
+                redis_binary(),
                 "--port",
                 str(self.port),
                 "--bind",
@@ -95,6 +101,11 @@ class RedisServer:
         import redis
 
         return redis.Redis(port=self.port)
+
+    def version(self) -> tuple[int, ...]:
+        """The server's ``redis_version`` as a tuple, e.g. ``(8, 6, 3)``."""
+        text = str(self.client().info("server")["redis_version"])
+        return tuple(int(p) if p.isdigit() else 0 for p in text.split(".")[:3])
 
     def close(self) -> None:
         self.stop()

@@ -77,6 +77,48 @@ def test_tasks_run_once_and_are_deleted(
     r.delete("seen")
 
 
+def test_entries_of_a_dead_consumer_are_taken_over_with_their_delivery_count(
+    redis_server: RedisServer, stream: str, consumer: Any
+) -> None:
+    """Redis 8.4+: XREADGROUP … CLAIM hands them over in the read itself; older servers:
+    the XAUTOCLAIM pass. Either way they run once more, as attempt 2."""
+    r = redis_server.client()
+    r.xgroup_create(stream, "g", id="0", mkstream=True)
+    for n in range(3):
+        publish(r, stream, "echo", json.dumps({"n": n}).encode(), reply_to=f"{stream}:r")
+    assert len(r.xreadgroup("g", "dead", {stream: ">"}, count=10)[0][1]) == 3  # then "dies"
+    c = consumer("--visibility-timeout", "0.3", "--reclaim-interval", "0.2")
+    wait_until(20, lambda: r.xlen(f"{stream}:r") == 3, "the replies of the taken-over tasks")
+    replies = [json.loads(f[b"payload"]) for _, f in r.xrange(f"{stream}:r")]
+    assert sorted(p["n"] for p in replies) == [0, 1, 2]
+    assert {p["attempt"] for p in replies} == {2}, replies
+    mechanism = "XREADGROUP CLAIM" if redis_server.version() >= (8, 4) else "XAUTOCLAIM"
+    assert f"idle entries ({mechanism})" in c.output(), c.output()
+    # New entries are not takeovers (with CLAIM they come with 0 earlier deliveries).
+    for n in range(3, 6):
+        publish(r, stream, "echo", json.dumps({"n": n}).encode(), reply_to=f"{stream}:r")
+    wait_until(20, lambda: r.xlen(f"{stream}:r") == 6, "the replies of the new tasks")
+    replies = [json.loads(f[b"payload"]) for _, f in r.xrange(f"{stream}:r")]
+    assert [p["attempt"] for p in replies if p["n"] >= 3] == [1, 1, 1], replies
+    assert c.output().count("took over") == 1, c.output()
+    assert r.xpending(stream, "g")["pending"] == 0
+
+
+def test_a_dead_consumers_entry_deleted_while_pending_leaves_no_pending_reference(
+    redis_server: RedisServer, stream: str, consumer: Any
+) -> None:
+    """XREADGROUP … CLAIM skips such references; the periodic XAUTOCLAIM pass removes them
+    (on every version)."""
+    r = redis_server.client()
+    r.xgroup_create(stream, "g", id="0", mkstream=True)
+    eid = r.xadd(stream, {"x": "1"})
+    r.xreadgroup("g", "dead", {stream: ">"}, count=1)
+    r.xdel(stream, eid)
+    assert r.xpending(stream, "g")["pending"] == 1
+    consumer("--visibility-timeout", "0.2", "--reclaim-interval", "0.05")
+    wait_until(20, lambda: r.xpending(stream, "g")["pending"] == 0, "the reference to go")
+
+
 def test_result_and_error_come_back_on_the_reply_stream(
     redis_server: RedisServer, stream: str, consumer: Any
 ) -> None:

@@ -138,7 +138,8 @@ fn the_recommendation_follows_the_flags() {
 #[test]
 fn redis_url_uses_that_redis_instead_of_starting_one() {
     let dir = fixture("bench-all-url", &["urlsvc"]);
-    let (_redis, port) = support::redis(&dir);
+    let redis = tandem_testkit::RedisServer::start(dir.join("redis"));
+    let port = redis.port();
     let url = format!("redis://127.0.0.1:{port}/0");
     let args = [
         "bench",

@@ -125,8 +125,8 @@ fn queue(dir: &Path, args: &[&str]) -> Vec<Value> {
 #[test]
 fn redis_call_bench_and_queue_admin_against_a_real_consumer() {
     let dir = fixture("redis");
-    let (_redis, port) = support::redis(&dir);
-    let url = format!("redis://127.0.0.1:{port}");
+    let redis = tandem_testkit::RedisServer::start(dir.join("redis"));
+    let url = redis.url();
     let _consumer = Peer::start(
         "consume",
         &dir,

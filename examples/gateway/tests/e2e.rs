@@ -6,7 +6,6 @@
 mod harness;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use harness::{free_port, http, json, wait_for, Http, Proc};
@@ -50,19 +49,6 @@ fn children(pid: u32) -> Vec<u32> {
     out
 }
 
-struct Redis(PathBuf);
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let script = harness::repo_root().join("scripts/redis.sh");
-        let _ = Command::new("bash")
-            .arg(script)
-            .arg("stop")
-            .arg(&self.0)
-            .status();
-    }
-}
-
 async fn pay(client: &Http, url: &str, key: &str, body: Value) -> (u16, Value) {
     json(
         client,
@@ -87,22 +73,8 @@ async fn gateway_end_to_end() {
     let services = harness::repo_root().join("examples/gateway/services");
 
     // Redis (private) and the report consumer.
-    let out = Command::new("bash")
-        .arg(harness::repo_root().join("scripts/redis.sh"))
-        .arg("start")
-        .arg(dir.join("redis"))
-        .output()
-        .expect("scripts/redis.sh");
-    assert!(
-        out.status.success(),
-        "redis: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let _redis = Redis(dir.join("redis"));
-    let redis_url = format!(
-        "redis://127.0.0.1:{}",
-        String::from_utf8_lossy(&out.stdout).trim()
-    );
+    let redis = tandem_testkit::RedisServer::start(dir.join("redis"));
+    let redis_url = redis.url();
     let _consumer = Proc::start(
         "consumer",
         &py,
@@ -399,7 +371,7 @@ async fn gateway_end_to_end() {
     })
     .await;
     assert!(gone, "children {kids:?} of the gateway outlived it");
-    // Stop the peers (Redis reads its pid file from the directory) before removing it.
-    drop((_receiver, _consumer, inference, gateway, _redis));
+    // Stop the peers (Redis keeps its data in the directory) before removing it.
+    drop((_receiver, _consumer, inference, gateway, redis));
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -173,27 +173,3 @@ pub fn processes_with(needle: &str) -> Vec<u32> {
     }
     out
 }
-
-/// A private redis-server on a free port, with no persistence.
-pub fn redis(dir: &Path) -> (Peer, u16) {
-    let port = free_port();
-    let p = port.to_string();
-    let d = dir.display().to_string();
-    let peer = Peer::start(
-        "redis",
-        dir,
-        Path::new("redis-server"),
-        &[
-            "--port",
-            &p,
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--dir",
-            &d,
-        ],
-    );
-    wait_for_port(port, "redis-server");
-    (peer, port)
-}

@@ -30,6 +30,8 @@ pub(crate) struct Config {
     pub(crate) wait_timeout: Duration,
     pub(crate) reply_ttl: Duration,
     pub(crate) connect_timeout: Duration,
+    pub(crate) idmp_producer: String,
+    pub(crate) idmp_window: Option<(Duration, u64)>,
 }
 
 /// Builds a [`Producer`]: `Producer::builder(url, stream).group("g").build().await`.
@@ -53,6 +55,8 @@ impl Builder {
                 wait_timeout: Duration::from_secs(30),
                 reply_ttl: Duration::from_secs(300),
                 connect_timeout: Duration::from_secs(5),
+                idmp_producer: "tandem".into(),
+                idmp_window: None,
             },
         }
     }
@@ -112,6 +116,24 @@ impl Builder {
     /// How long connecting may take (default 5 s).
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.config.connect_timeout = timeout;
+        self
+    }
+
+    /// On Redis 8.6+, the producer id under which tasks with an idempotency key are
+    /// published with `XADD … IDMP <id> <key>` (default `tandem`). The server drops a second
+    /// publish of the same (id, key) within its IDMP window, so keep it stable across
+    /// restarts: a publish retried by a restarted process is then deduplicated too.
+    pub fn idmp_producer(mut self, id: impl Into<String>) -> Self {
+        self.config.idmp_producer = id.into();
+        self
+    }
+
+    /// On Redis 8.6+, sets the stream's IDMP window (`XCFGSET IDMP-DURATION/IDMP-MAXSIZE`):
+    /// how long and how many idempotency keys per producer id the server remembers. Default:
+    /// the server's (100 s and 100 keys per producer id). Every producer of a stream should
+    /// set the same values: a change clears the remembered keys.
+    pub fn idmp_window(mut self, duration: Duration, max_keys: u64) -> Self {
+        self.config.idmp_window = Some((duration, max_keys));
         self
     }
 

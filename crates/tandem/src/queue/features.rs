@@ -3,10 +3,10 @@
 //! | feature | since | used for | fallback |
 //! |---|---|---|---|
 //! | `XACKDEL` | 8.2 | ack and delete in one step (Python consumer) | `XACK` + `XDEL` in one MULTI |
-//! | `XADD … ACKED` trimming | 8.2 | trim only entries every group acked | `XTRIM MINID` below the oldest pending/undelivered id |
-//! | `XREADGROUP … CLAIM` | 8.4 | read idle pending and new entries at once | `XAUTOCLAIM` pass |
-//! | `XADD IDMP` | 8.6 | producer-side dedup | consumer-side `S:done:<key>` marker |
-//! | `XNACK` | 8.8 | release entries on shutdown | leave them pending (redelivered on restart) |
+//! | `XADD … ACKED` trimming | 8.2 | trim only entries every group acked (producer) | `XTRIM MINID` below the oldest pending/undelivered id |
+//! | `XREADGROUP … CLAIM` | 8.4 | read idle pending and new entries at once (Python consumer) | `XAUTOCLAIM` pass |
+//! | `XADD IDMP` | 8.6 | producer-side dedup of keyed tasks (producer) | consumer-side `S:done:<key>` marker |
+//! | `XNACK SILENT` | 8.8 | release unstarted entries on shutdown (Python consumer; unverified) | finish the batch |
 //!
 //! Valkey reports its own version line and lacks all of them; it is detected by `server_name`.
 

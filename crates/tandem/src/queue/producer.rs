@@ -65,6 +65,11 @@ impl Producer {
             .await
             .map_err(|e| classify(&config.stream, e))?;
         let features = Features::from_info(&info);
+        if features.idmp() {
+            if let Some(window) = config.idmp_window {
+                configure_idmp(&mut c0, &config, window).await?;
+            }
+        }
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos())
@@ -102,17 +107,28 @@ impl Producer {
 
     /// Publishes one task; returns its task id.
     ///
+    /// On Redis 8.6+ a task with an idempotency key is published with `XADD … IDMP`: when
+    /// the same key was published within the server's IDMP window (see
+    /// [`Builder::idmp_producer`]), nothing is written and the id of the task already in the
+    /// stream is returned.
+    ///
     /// # Errors
     ///
     /// [`Error::Overloaded`] past the high-water mark, [`Error::Unavailable`] when Redis is
     /// unreachable (the task may or may not have been written: publishing again is safe
-    /// with an idempotency key and the consumer's dedup).
+    /// with an idempotency key: Redis 8.6+ drops the duplicate, older servers rely on the
+    /// consumer's `--dedup-ttl`).
+    ///
+    /// [`Builder::idmp_producer`]: super::Builder::idmp_producer
     pub async fn publish(&self, request: Request) -> Result<String, Error> {
         let deadline = request.metadata().deadline;
         self.admit(1, deadline).await?;
         let task = self.task(request, None);
-        self.xadd(&[&task]).await?;
-        Ok(task.id)
+        let written = self.xadd(&[&task]).await?;
+        Ok(written
+            .into_iter()
+            .find(|w| !w.task_id.is_empty())
+            .map_or(task.id, |w| w.task_id))
     }
 
     /// Publishes many tasks in one pipeline; returns their ids in order.
@@ -124,8 +140,18 @@ impl Producer {
         let deadline = requests.iter().filter_map(|r| r.metadata().deadline).min();
         self.admit(requests.len() as u64, deadline).await?;
         let tasks: Vec<Task> = requests.into_iter().map(|r| self.task(r, None)).collect();
-        self.xadd(&tasks.iter().collect::<Vec<_>>()).await?;
-        Ok(tasks.into_iter().map(|t| t.id).collect())
+        let written = self.xadd(&tasks.iter().collect::<Vec<_>>()).await?;
+        Ok(tasks
+            .into_iter()
+            .zip(written)
+            .map(|(t, w)| {
+                if w.task_id.is_empty() {
+                    t.id
+                } else {
+                    w.task_id
+                }
+            })
+            .collect())
     }
 
     /// Publishes a task and waits for its result until the request's deadline (or the
@@ -135,7 +161,10 @@ impl Producer {
     ///
     /// [`Error::Timeout`] when no result came in time (the task may still run later),
     /// [`Error::Remote`] / [`Error::BadRequest`] as sent back by the consumer, and the
-    /// errors of [`Producer::publish`].
+    /// errors of [`Producer::publish`]. On Redis 8.6+, a retry with the idempotency key of a
+    /// task this producer already published waits for that task's result; a key another
+    /// producer published within the IDMP window is an [`Error::BadRequest`] (its result
+    /// goes to that producer).
     pub async fn publish_and_wait(&self, request: Request) -> Result<Response, Error> {
         let started = Instant::now();
         let wait = request
@@ -147,12 +176,48 @@ impl Producer {
         let deadline = Some(request.metadata().deadline.unwrap_or(started + wait));
         self.admit(1, deadline).await?;
         let task = self.task(request, Some(router.key().to_owned()));
-        let rx = router.wait_for(&task.id);
-        if let Err(e) = self.xadd(&[&task]).await {
-            router.forget(&task.id);
-            return Err(e);
-        }
+        let mut rx = router.wait_for(&task.id);
+        let written = match self.xadd(&[&task]).await {
+            Ok(mut w) => w.pop(),
+            Err(e) => {
+                router.forget(&task.id);
+                return Err(e);
+            }
+        };
         let target = format!("{} on {}", method, self.inner.config.stream);
+        let mut waited = task.id.clone();
+        if let Some(dup) = written.filter(|w| w.duplicate) {
+            router.forget(&task.id);
+            let key = task.idempotency_key.as_deref().unwrap_or_default();
+            if dup.task_id.is_empty() {
+                return Err(Error::bad_request(
+                    Transport::Queue,
+                    &target,
+                    format!(
+                        "idempotency key {key:?} was already published within the server's \
+                         IDMP window and that task was already handled (XADD IDMP dropped \
+                         this duplicate; its result went to the first caller): use a new key \
+                         to run it again"
+                    ),
+                ));
+            }
+            if dup.reply_to.as_deref() != Some(router.key()) {
+                return Err(Error::bad_request(
+                    Transport::Queue,
+                    &target,
+                    format!(
+                        "idempotency key {key:?} was already published as task {} by another \
+                         producer within the server's IDMP window (XADD IDMP dropped this \
+                         duplicate); its result goes to that producer: use a new key to run \
+                         it again",
+                        dup.task_id
+                    ),
+                ));
+            }
+            tracing::debug!(task = %dup.task_id, "duplicate publish: waiting for the original");
+            waited = dup.task_id;
+            rx = router.wait_for(&waited);
+        }
         match tokio::time::timeout(wait.saturating_sub(started.elapsed()), rx).await {
             Ok(Ok(Reply::Ok(payload))) => Ok(Response::new(payload)),
             Ok(Ok(Reply::Err {
@@ -169,10 +234,10 @@ impl Producer {
                 &traceback,
             )),
             Ok(Err(_)) | Err(_) => {
-                router.forget(&task.id);
+                router.forget(&waited);
                 Err(Error::Timeout {
                     transport: Transport::Queue,
-                    target: format!("{target} (task {})", task.id),
+                    target: format!("{target} (task {waited})"),
                     elapsed: started.elapsed(),
                 })
             }
@@ -215,7 +280,7 @@ impl Producer {
         Ok(len)
     }
 
-    /// Trims entries no group still needs: on Redis 8.2+ with `XTRIM … ACKED`, otherwise
+    /// Trims entries no group still needs: on Redis 8.2+ with `XTRIM MAXLEN 0 ACKED`, otherwise
     /// with `XTRIM MINID` at the oldest entry that is pending or not yet delivered in any
     /// group. Never drops a pending entry. Returns how many entries were removed.
     ///
@@ -227,11 +292,24 @@ impl Producer {
         let stream = &self.inner.config.stream;
         let c = |e| classify(stream, e);
         if self.inner.features.acked_trim() {
+            // With no group, ACKED counts every entry as acknowledged: keep them all.
+            let groups: Result<Value, _> = redis::cmd("XINFO")
+                .arg("GROUPS")
+                .arg(stream)
+                .query_async(&mut conn)
+                .await;
+            match groups {
+                Ok(Value::Array(gs)) if !gs.is_empty() => {}
+                Ok(_) => return Ok(0),
+                Err(e) if e.code() == Some("ERR") => return Ok(0), // no such key
+                Err(e) => return Err(c(e)),
+            }
+            // Exact MAXLEN 0 with ACKED: every entry all groups acknowledged goes, and only
+            // those (an approximate MAXLEN would keep them below the length bound).
             return redis::cmd("XTRIM")
                 .arg(stream)
                 .arg("MAXLEN")
-                .arg("~")
-                .arg(self.inner.config.max_len)
+                .arg("0")
                 .arg("ACKED")
                 .query_async(&mut conn)
                 .await
@@ -290,13 +368,26 @@ impl Producer {
         }
     }
 
-    async fn xadd(&self, tasks: &[&Task]) -> Result<(), Error> {
+    /// XADDs the tasks in one pipeline (keyed tasks on 8.6+ through [`XADD_IDMP`]) and
+    /// reports what is in the stream for each: itself, or the task its key already names.
+    async fn xadd(&self, tasks: &[&Task]) -> Result<Vec<Written>, Error> {
         let c = &self.inner.config;
+        let f = self.inner.features;
         let mut pipe = redis::pipe();
         for task in tasks {
-            let cmd = pipe.cmd("XADD").arg(&c.stream);
-            if self.inner.features.acked_trim() {
-                cmd.arg("ACKED").arg("MAXLEN").arg("~").arg(c.max_len);
+            let idmp = task.idempotency_key.as_deref().filter(|_| f.idmp());
+            let cmd = match idmp {
+                Some(_) => pipe.cmd("EVAL").arg(XADD_IDMP).arg(1).arg(&c.stream),
+                None => pipe.cmd("XADD").arg(&c.stream),
+            };
+            if f.acked_trim() {
+                cmd.arg("ACKED");
+            }
+            if let Some(key) = idmp {
+                cmd.arg("IDMP").arg(&c.idmp_producer).arg(key);
+            }
+            if f.acked_trim() {
+                cmd.arg("MAXLEN").arg("~").arg(c.max_len);
             }
             cmd.arg("*");
             for (k, v) in task.to_fields() {
@@ -304,17 +395,22 @@ impl Producer {
             }
         }
         let mut conn = self.inner.conn.0.clone();
-        let _: Vec<Value> = pipe
+        let replies: Vec<Value> = pipe
             .query_async(&mut conn)
             .await
             .map_err(|e| classify(&c.stream, e))?;
+        let written = tasks
+            .iter()
+            .zip(replies)
+            .map(|(task, reply)| Written::from_reply(task, &reply))
+            .collect();
         if let Ok(mut b) = self.inner.backlog.lock() {
             if let Some((_, n)) = b.as_mut() {
                 *n += tasks.len() as u64;
             }
         }
         self.maybe_trim();
-        Ok(())
+        Ok(written)
     }
 
     fn maybe_trim(&self) {
@@ -381,6 +477,100 @@ impl Producer {
         }
         Ok(n)
     }
+}
+
+/// `XADD … IDMP` that also says whether the server dropped the publish as a duplicate: a
+/// duplicate returns the id of the first entry and adds nothing, so the stream's
+/// `entries-added` counter is compared around it, atomically. Returns `{entry id, 1 if
+/// duplicate, task id, reply stream}` (the last two read from the first entry, empty when
+/// it was already handled and deleted). KEYS[1] stream; ARGV the XADD arguments after it.
+const XADD_IDMP: &str = r"
+local function added()
+  local info = redis.pcall('XINFO', 'STREAM', KEYS[1])
+  if type(info) ~= 'table' or info.err then return -1 end
+  for i = 1, #info, 2 do
+    if info[i] == 'entries-added' then return info[i + 1] end
+  end
+  return -1
+end
+local before = added()
+local id = redis.call('XADD', KEYS[1], unpack(ARGV))
+if added() ~= before then return {id, 0, '', ''} end
+local task, reply = '', ''
+local e = redis.call('XRANGE', KEYS[1], id, id)
+if #e == 1 then
+  local f = e[1][2]
+  for i = 1, #f, 2 do
+    if f[i] == 'id' then task = f[i + 1] elseif f[i] == 'reply' then reply = f[i + 1] end
+  end
+end
+return {id, 1, task, reply}
+";
+
+/// What the stream holds for one published task.
+#[derive(Debug)]
+struct Written {
+    /// The task's id, or the id of the task with the same idempotency key that was already
+    /// published (the server dropped this publish; empty when that task was already handled
+    /// and deleted).
+    task_id: String,
+    /// Whether the server dropped this publish as a duplicate.
+    duplicate: bool,
+    /// The first task's reply stream, for a duplicate.
+    reply_to: Option<String>,
+}
+
+impl Written {
+    fn from_reply(task: &Task, reply: &Value) -> Written {
+        let mine = Written {
+            task_id: task.id.clone(),
+            duplicate: false,
+            reply_to: None,
+        };
+        let Value::Array(parts) = reply else {
+            return mine; // plain XADD: the entry id
+        };
+        if parts.get(1).and_then(int) != Some(1) {
+            return mine;
+        }
+        let reply_to = parts.get(3).map(text).filter(|r| !r.is_empty());
+        let task_id = parts.get(2).map(text).unwrap_or_default();
+        tracing::debug!(task = %task_id, "XADD IDMP dropped a duplicate publish");
+        Written {
+            task_id,
+            duplicate: true,
+            reply_to,
+        }
+    }
+}
+
+/// Creates the stream (with the group, as the consumer does) and sets its IDMP window.
+async fn configure_idmp(
+    conn: &mut redis::aio::ConnectionManager,
+    config: &Config,
+    (duration, max_keys): (Duration, u64),
+) -> Result<(), Error> {
+    let created: Result<(), redis::RedisError> = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(&config.stream)
+        .arg(&config.group)
+        .arg("0")
+        .arg("MKSTREAM")
+        .query_async(conn)
+        .await;
+    match created {
+        Err(e) if e.code() != Some("BUSYGROUP") => return Err(classify(&config.stream, e)),
+        _ => {}
+    }
+    redis::cmd("XCFGSET")
+        .arg(&config.stream)
+        .arg("IDMP-DURATION")
+        .arg(duration.as_secs().max(1))
+        .arg("IDMP-MAXSIZE")
+        .arg(max_keys.max(1))
+        .query_async::<()>(conn)
+        .await
+        .map_err(|e| classify(&config.stream, e))
 }
 
 impl tower::Service<Request> for Producer {

@@ -3,8 +3,10 @@
 #![allow(dead_code)]
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, Command};
+
+use std::time::Instant;
+use tandem_testkit::RedisServer;
 
 use crate::support;
 
@@ -48,78 +50,40 @@ def slow(p, ctx):
     return {"slept": p["s"]}
 "#;
 
-/// A private redis-server on a free port with its own data dir; killed on drop.
+/// A private redis-server (`tandem_testkit::RedisServer`: `$TANDEM_REDIS_SERVER` or the apt
+/// one) with its own data dir, removed on drop.
 pub struct Redis {
     pub port: u16,
     pub dir: PathBuf,
-    aof: bool,
-    child: Option<Child>,
+    server: RedisServer,
 }
 
 impl Redis {
     pub fn start(name: &str, aof: bool) -> Redis {
         let dir = support::test_dir(&format!("redis-{name}"));
-        let mut r = Redis {
-            port: support::free_port(),
-            dir,
-            aof,
-            child: None,
+        let server = if aof {
+            RedisServer::start_aof(&dir)
+        } else {
+            RedisServer::start(&dir)
         };
-        r.spawn();
-        r
-    }
-
-    fn spawn(&mut self) {
-        let mut cmd = Command::new("redis-server");
-        cmd.args([
-            "--port",
-            &self.port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-        ])
-        .arg("--dir")
-        .arg(&self.dir)
-        .stdout(Stdio::null());
-        if self.aof {
-            cmd.args(["--appendonly", "yes", "--appendfsync", "always"]);
+        Redis {
+            port: server.port(),
+            dir,
+            server,
         }
-        self.child = Some(
-            cmd.spawn()
-                .expect("redis-server (run scripts/setup-system.sh)"),
-        );
-        let end = Instant::now() + Duration::from_secs(10);
-        while self.ping().is_err() {
-            assert!(
-                Instant::now() < end,
-                "redis-server did not answer on {}",
-                self.port
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    fn ping(&self) -> redis::RedisResult<()> {
-        let mut c = redis::Client::open(self.url())?.get_connection()?;
-        redis::cmd("PING").query::<String>(&mut c).map(|_| ())
     }
 
     /// Kills it (SIGKILL) and starts it again on the same port and data dir.
     pub fn restart(&mut self) {
-        self.kill();
-        self.spawn();
+        self.server.restart();
     }
 
     pub fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        self.server.kill();
     }
 
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        self.server.url()
     }
 
     pub fn conn(&self) -> redis::Connection {
@@ -131,11 +95,17 @@ impl Redis {
     pub fn query<T: redis::FromRedisValue>(&self, cmd: &mut redis::Cmd) -> T {
         cmd.query(&mut self.conn()).expect("redis query")
     }
+
+    /// What the server supports (its `INFO server`).
+    pub fn features(&self) -> tandem::queue::Features {
+        let info: String = self.query(redis::cmd("INFO").arg("server"));
+        tandem::queue::Features::from_info(&info)
+    }
 }
 
 impl Drop for Redis {
     fn drop(&mut self) {
-        self.kill();
+        self.server.kill();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

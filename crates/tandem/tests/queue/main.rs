@@ -16,5 +16,6 @@ mod harness;
 mod observe;
 mod overload;
 mod policy;
+mod redis8;
 mod results;
 mod vectors;

@@ -5,6 +5,16 @@ Order of one loop turn: check the parent, move due retries back, reclaim idle en
 consumers (XAUTOCLAIM), read new entries (XREADGROUP ``>``), run them, commit. At start the
 consumer first drains its own pending entries (XREADGROUP ``0``), left by a crash of the same
 name.
+
+Redis 8.x commands, detected at connect (``INFO server``; Valkey has none of them):
+
+- 8.2 ``XACKDEL``: ack and delete in one command (else XACK + XDEL in the same MULTI);
+- 8.4 ``XREADGROUP … CLAIM <visibility timeout>``: the read also returns entries idle past
+  the visibility timeout (their consumer died), with their delivery count, so the XAUTOCLAIM
+  pass is skipped. Lease extension resets the idle time of live entries, so a live long task
+  is never claimed;
+- 8.8 ``XNACK … SILENT``: on graceful shutdown, entries read but not started are released at
+  once (their delivery count restored) instead of finishing the whole batch.
 """
 
 from __future__ import annotations
@@ -29,6 +39,9 @@ log = logging.getLogger("tandem.consume")
 
 Entry = tuple[bytes, dict[bytes, bytes] | None]
 
+# On Redis 8.4+ (XREADGROUP CLAIM), the XAUTOCLAIM pass runs every this many reclaim intervals.
+_CLEANUP_EVERY = 12
+
 
 @dataclass
 class _Batch:
@@ -41,13 +54,37 @@ class _Batch:
     done_keys: list[str] = field(default_factory=list)
 
 
-def _stream_entries(resp: Any) -> list[Entry]:
+def _parse_read(resp: Any, **_options: Any) -> Any:
+    """XREADGROUP reply parser that keeps what redis-py's drops: the delivery count of an
+    entry claimed by ``CLAIM`` (with CLAIM every entry is ``[id, fields, idle ms, deliveries
+    before this one]``; a new entry has 0 there)."""
     if not resp:
         return []
-    out: list[Entry] = []
-    for _stream, entries in resp:
-        out.extend((eid, flds or None) for eid, flds in entries)
+    out = []
+    streams = resp.items() if isinstance(resp, dict) else resp  # a map with some parsers
+    for stream, raw in streams:
+        entries = []
+        for item in raw:
+            flds = item[1]
+            fields = dict(zip(flds[::2], flds[1::2], strict=False)) if flds else None
+            # With CLAIM every entry has 4 elements; a new one has had 0 deliveries before.
+            before = int(item[3]) if len(item) >= 4 else 0
+            delivered = before + 1 if before > 0 else None
+            entries.append((item[0], fields, delivered))
+        out.append((stream, entries))
     return out
+
+
+def _stream_entries(resp: Any) -> tuple[list[Entry], dict[bytes, int]]:
+    """The entries of a read, and the delivery counts of those claimed by ``CLAIM``."""
+    out: list[Entry] = []
+    counts: dict[bytes, int] = {}
+    for _stream, entries in resp or []:
+        for eid, flds, delivered in entries:
+            out.append((eid, flds or None))
+            if delivered is not None:
+                counts[eid] = delivered
+    return out, counts
 
 
 class Consumer:
@@ -67,11 +104,14 @@ class Consumer:
         self._parent = os.getppid()
         self._r: Any = None
         self._ackdel = False
+        self._claim = False
+        self._xnack = False
         self._sem = asyncio.Semaphore(settings.concurrency)
         self._lease = Lease(
             settings.redis_url, settings.stream, settings.group, self.name, settings.lease_every_s
         )
         self._next_reclaim = 0.0
+        self._reclaims = 1  # the first cleanup pass comes after _CLEANUP_EVERY intervals
         self._move_due: Any = None
         self.handled = 0
         self.metrics: Any = None  # a telemetry.QueueMetrics with --metrics-port
@@ -107,6 +147,7 @@ class Consumer:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, on_signal)
         self._r = aioredis.Redis.from_url(self.s.redis_url, health_check_interval=10)
+        self._r.set_response_callback("XREADGROUP", _parse_read)
         self._move_due = self._r.register_script(MOVE_DUE)
         await self.app.astartup()
         self._lease.start()
@@ -133,7 +174,18 @@ class Consumer:
                 info = await self._r.info("server")
                 valkey = "valkey" in str(info.get("server_name", "")).lower()
                 version = _version(str(info.get("redis_version", "0")))
-                self._ackdel = not valkey and version >= (8, 2)
+                redis8 = (0,) if valkey else version
+                self._ackdel = redis8 >= (8, 2)
+                self._claim = redis8 >= (8, 4)
+                self._xnack = redis8 >= (8, 8)
+                log.debug(
+                    "consumer %s: redis %s: XACKDEL %s, XREADGROUP CLAIM %s, XNACK %s",
+                    self.name,
+                    ".".join(map(str, version)),
+                    self._ackdel,
+                    self._claim,
+                    self._xnack,
+                )
                 return
             except redis.ConnectionError as exc:
                 log.warning("consumer %s: redis unreachable (%s), retrying", self.name, exc)
@@ -168,17 +220,21 @@ class Consumer:
                     keys=[wire.delayed_key(self.s.stream), self.s.stream],
                     args=[wire.now_ms(), 1000],
                 )
-                await self._reclaim()
-            resp = await self._r.xreadgroup(
-                self.s.group,
-                self.name,
-                {self.s.stream: ">"},
-                count=self.s.batch,
-                block=max(1, int(self.s.block_s * 1000)),
-            )
-            entries = _stream_entries(resp)
+                # With CLAIM the read takes over idle entries, but it skips (and keeps) the
+                # pending references of entries deleted meanwhile; an XAUTOCLAIM pass every
+                # _CLEANUP_EVERY reclaim intervals removes those.
+                if not self._claim or self._reclaims % _CLEANUP_EVERY == 0:
+                    await self._reclaim()
+                self._reclaims += 1
+            entries, counts = _stream_entries(await self._read_new())
+            if counts:
+                log.warning(
+                    "consumer %s: took over %d idle entries (XREADGROUP CLAIM)",
+                    self.name,
+                    len(counts),
+                )
             if entries:
-                await self._process(entries, {})
+                await self._process(entries, counts)
         except redis.ConnectionError as exc:
             log.warning("consumer %s: redis connection lost (%s), reconnecting", self.name, exc)
             await self._sleep(0.2)
@@ -191,6 +247,30 @@ class Consumer:
             else:
                 log.error("consumer %s: redis refused a command: %s", self.name, exc)
                 await self._sleep(1.0)
+
+    async def _read_new(self) -> Any:
+        """XREADGROUP ``>``; on Redis 8.4+ with ``CLAIM``, which also returns entries idle past
+        the visibility timeout (the XAUTOCLAIM pass of older servers, in the same call)."""
+        block = max(1, int(self.s.block_s * 1000))
+        if not self._claim:
+            return await self._r.xreadgroup(
+                self.s.group, self.name, {self.s.stream: ">"}, count=self.s.batch, block=block
+            )
+        return await self._r.execute_command(
+            "XREADGROUP",
+            "GROUP",
+            self.s.group,
+            self.name,
+            "COUNT",
+            self.s.batch,
+            "BLOCK",
+            block,
+            "CLAIM",
+            int(self.s.visibility_timeout_s * 1000),
+            "STREAMS",
+            self.s.stream,
+            ">",
+        )
 
     async def _delivery_counts(self, ids: list[bytes]) -> dict[bytes, int]:
         if not ids:
@@ -224,7 +304,7 @@ class Consumer:
             except redis.ConnectionError:
                 await self._sleep(0.2)
                 continue
-            entries = _stream_entries(resp)
+            entries, _ = _stream_entries(resp)
             if not entries:
                 return
             log.info("consumer %s: re-running %d pending entries", self.name, len(entries))
@@ -247,7 +327,9 @@ class Consumer:
             cursor = resp[0]
             entries: list[Entry] = [(eid, flds or None) for eid, flds in resp[1]]
             if entries:
-                log.warning("consumer %s: took over %d idle entries", self.name, len(entries))
+                log.warning(
+                    "consumer %s: took over %d idle entries (XAUTOCLAIM)", self.name, len(entries)
+                )
                 counts = await self._delivery_counts([e for e, _ in entries])
                 await self._process(entries, counts)
             if cursor in (b"0-0", "0-0"):
@@ -259,9 +341,13 @@ class Consumer:
         ids = [eid for eid, _ in entries]
         self._lease.add(ids)
         batch = _Batch()
+        released: list[bytes] = []
         try:
             concurrent = []
             for eid, flds in entries:
+                if self._xnack and self._stop.is_set():
+                    released.append(eid)  # not started: hand back at once (XNACK SILENT)
+                    continue
                 run = self._one(batch, eid, flds, counts.get(eid, 1))
                 if self._is_async(flds):
                     concurrent.append(run)
@@ -270,8 +356,18 @@ class Consumer:
             if concurrent:
                 await asyncio.gather(*concurrent)
             await self._commit(batch)
+            if released:
+                await self._release(released)
         finally:
             self._lease.discard(ids)
+
+    async def _release(self, ids: list[bytes]) -> None:
+        """Redis 8.8+: gives entries read but not started back to the group on graceful
+        shutdown, with their delivery count restored, so another consumer gets them at once
+        (older servers: the batch is finished instead)."""
+        s = self.s
+        await self._r.execute_command("XNACK", s.stream, s.group, "SILENT", "IDS", len(ids), *ids)
+        log.info("consumer %s: released %d entries not started (XNACK)", self.name, len(ids))
 
     def _is_async(self, flds: dict[bytes, bytes] | None) -> bool:
         method = flds.get(b"method") if flds else None
