@@ -166,9 +166,28 @@ fn redis_url_uses_that_redis_instead_of_starting_one() {
         (queue["transport"].as_str(), queue["errors"].as_u64()),
         (Some("queue"), Some(0))
     );
-    // That Redis is still up: bench --all stops only what it started.
-    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+    // That Redis is still up (bench --all stops only what it started), without the run's queue:
+    // only its reply streams are left, and they expire.
+    let keys = redis_keys(port, "tandem-bench-*");
+    let left: Vec<&str> = keys
+        .lines()
+        .filter(|l| l.starts_with("tandem-bench-") && !l.contains(":reply:"))
+        .collect();
+    assert!(left.is_empty(), "left in REDIS_URL's Redis: {left:?}");
     assert_nothing_left("urlsvc");
+}
+
+/// `KEYS pattern` over RESP's inline form: the raw reply.
+fn redis_keys(port: u16, pattern: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("Redis is still up");
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    s.write_all(format!("KEYS {pattern}\r\n").as_bytes())
+        .unwrap();
+    let mut buf = vec![0; 1 << 16];
+    let n = s.read(&mut buf).unwrap();
+    String::from_utf8_lossy(&buf[..n]).into_owned()
 }
 
 fn assert_fails(out: &std::process::Output, code: i32, words: &[&str]) {

@@ -257,6 +257,26 @@ impl Admin {
         let _: i64 = self.query(redis::cmd("DEL").arg(&key)).await?;
         Ok(n)
     }
+
+    /// Deletes the whole queue: the stream with its consumer groups, its dead letters and its
+    /// delayed retries. Stop its consumers first (a running consumer creates the stream again).
+    /// Reply streams and completed-task keys expire on their own.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unavailable`] when Redis is unreachable.
+    pub async fn delete(&self) -> Result<(), Error> {
+        let s = &self.stream;
+        let _: i64 = self
+            .query(
+                redis::cmd("DEL")
+                    .arg(s)
+                    .arg(dead_key(s))
+                    .arg(delayed_key(s)),
+            )
+            .await?;
+        Ok(())
+    }
 }
 
 fn dead_letter(id: String, f: BTreeMap<String, Vec<u8>>) -> DeadLetter {

@@ -81,7 +81,25 @@ pub(super) async fn run(plan: &Plan, transport: &'static str) -> Result<Row, Fai
         .map(|row| Row { redis, ..row });
     conn.close().await;
     drop(peers);
+    if let (Some(addr), Ok(row)) = (&plan.redis, &result) {
+        if row.transport == "queue" {
+            // A Redis the user gave (REDIS_URL) keeps running: take the run's stream out of it.
+            let url = format!("redis://{addr}");
+            let admin = tandem::queue::Admin::connect(&url, &queue_stream()).await;
+            if let Err(e) = async { admin?.delete().await }.await {
+                eprintln!(
+                    "tandem bench: could not delete the stream {}: {e}",
+                    queue_stream()
+                );
+            }
+        }
+    }
     result
+}
+
+/// The stream the queue row publishes to.
+fn queue_stream() -> String {
+    format!("tandem-bench-{}", std::process::id())
 }
 
 async fn measure(
@@ -218,7 +236,7 @@ async fn start(
                 }
             };
             let started = Instant::now();
-            let stream = format!("tandem-bench-{}", std::process::id());
+            let stream = queue_stream();
             let url = format!("redis://{addr}");
             let args = [
                 "-m",
