@@ -5,61 +5,55 @@ use std::time::Duration;
 
 use tonic::Code;
 
-use crate::call::{Error, Transport};
+use crate::call::{Error, ErrorKind, Transport};
+use crate::guard::classify_grpc_code;
 
 /// Converts a failed gRPC call into the call model's error.
 ///
 /// `target` names the method and the endpoint (`"score at http://127.0.0.1:50051"`);
-/// `elapsed` is how long the call ran. The mapping follows the gRPC status semantics:
+/// `elapsed` is how long the call ran. The kind comes from the project's one status table,
+/// [`classify_grpc_code`] (in `docs/resilience.md`), refined where the status says more:
 ///
 /// | status | error |
 /// |---|---|
-/// | `DEADLINE_EXCEEDED`, tonic's local `CANCELLED "Timeout expired"` | `Timeout` |
-/// | `UNAVAILABLE`, connection errors (`UNKNOWN` with a transport source), `CANCELLED` | `Unavailable` |
-/// | `RESOURCE_EXHAUSTED` | `Overloaded`, or `BadRequest` for grpcio's "message larger than max" |
-/// | `INVALID_ARGUMENT`, `NOT_FOUND`, `OUT_OF_RANGE`, `FAILED_PRECONDITION`, `ALREADY_EXISTS`, `UNIMPLEMENTED`, `PERMISSION_DENIED`, `UNAUTHENTICATED` | `BadRequest` |
-/// | `DATA_LOSS`, `INTERNAL` "failed to decode" | `Protocol` |
-/// | `INTERNAL`, `UNKNOWN`, `ABORTED` | `Remote` (`exc_type` = the gRPC code) |
+/// | tonic's local `CANCELLED "Timeout expired"` | `Timeout` |
+/// | `UNKNOWN` with a transport error as its source (a broken connection) | `Unavailable` |
+/// | `RESOURCE_EXHAUSTED` / `OUT_OF_RANGE` "message larger than max" (grpcio's size limit) | `BadRequest` |
+/// | `INTERNAL` "failed to decode" | `Protocol` |
+/// | `UNKNOWN`, `INTERNAL` otherwise | `Remote` (`exc_type` = the gRPC code) |
 pub(crate) fn classify(status: &tonic::Status, target: &str, elapsed: Duration) -> Error {
     let message = status.message();
     let detail = describe(status);
-    match status.code() {
-        Code::DeadlineExceeded => timeout(target, elapsed),
-        Code::Cancelled if message.contains("Timeout expired") => timeout(target, elapsed),
-        Code::Unavailable | Code::Cancelled => unavailable(status, target, detail),
+    let kind = match status.code() {
+        Code::Cancelled if message.contains("Timeout expired") => ErrorKind::Timeout,
         // tonic reports a broken connection as UNKNOWN with a transport error as its source.
-        Code::Unknown if is_transport_error(status) => unavailable(status, target, detail),
+        Code::Unknown if is_transport_error(status) => ErrorKind::Unavailable,
         // grpcio answers an oversized message with RESOURCE_EXHAUSTED; it is the caller's to fix.
-        Code::ResourceExhausted if is_size_limit(message) => Error::BadRequest {
-            transport: Transport::Grpc,
-            target: target.to_owned(),
-            reason: format!("message too large: {detail}"),
-        },
-        Code::ResourceExhausted => Error::Overloaded {
+        Code::ResourceExhausted | Code::OutOfRange if is_size_limit(message) => {
+            return Error::BadRequest {
+                transport: Transport::Grpc,
+                target: target.to_owned(),
+                reason: format!("message too large: {detail}"),
+            }
+        }
+        Code::Internal if message.contains("failed to decode") => ErrorKind::Protocol,
+        code => classify_grpc_code(code as i32).unwrap_or(ErrorKind::Remote),
+    };
+    match kind {
+        ErrorKind::Timeout => timeout(target, elapsed),
+        ErrorKind::Unavailable => unavailable(status, target, detail),
+        ErrorKind::Overloaded => Error::Overloaded {
             transport: Transport::Grpc,
             target: format!("{target} ({detail})"),
             limit: 0,
         },
-        Code::OutOfRange if is_size_limit(message) => Error::BadRequest {
-            transport: Transport::Grpc,
-            target: target.to_owned(),
-            reason: format!("message too large: {detail}"),
-        },
-        Code::InvalidArgument
-        | Code::NotFound
-        | Code::OutOfRange
-        | Code::FailedPrecondition
-        | Code::AlreadyExists
-        | Code::Unimplemented
-        | Code::PermissionDenied
-        | Code::Unauthenticated => Error::BadRequest {
+        ErrorKind::BadRequest => Error::BadRequest {
             transport: Transport::Grpc,
             target: target.to_owned(),
             reason: format!("{}: {detail}", code_name(status.code())),
         },
-        Code::DataLoss => protocol(status, target, detail),
-        Code::Internal if message.contains("failed to decode") => protocol(status, target, detail),
-        Code::Internal | Code::Unknown | Code::Aborted | Code::Ok => Error::Remote {
+        ErrorKind::Protocol => protocol(status, target, detail),
+        _ => Error::Remote {
             transport: Transport::Grpc,
             target: target.to_owned(),
             exc_type: code_name(status.code()).to_owned(),
@@ -162,7 +156,6 @@ pub(crate) fn code_name(code: Code) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::call::ErrorKind;
 
     fn kind(code: Code, msg: &str) -> ErrorKind {
         classify(&tonic::Status::new(code, msg), "m at e", Duration::ZERO).kind()
@@ -191,6 +184,25 @@ mod tests {
         assert_eq!(kind(Code::NotFound, "x"), ErrorKind::BadRequest);
         assert_eq!(kind(Code::Internal, "boom"), ErrorKind::Remote);
         assert_eq!(kind(Code::DataLoss, "x"), ErrorKind::Protocol);
+        assert_eq!(
+            kind(Code::Cancelled, "server going away"),
+            ErrorKind::Unavailable
+        );
+        assert_eq!(kind(Code::Aborted, "conflict"), ErrorKind::Unavailable);
+        assert_eq!(kind(Code::Unknown, "boom"), ErrorKind::Remote);
+    }
+
+    #[test]
+    fn without_a_refinement_every_code_follows_the_one_table() {
+        for n in 1..=16 {
+            let code = Code::from_i32(n);
+            assert_eq!(
+                Some(kind(code, "plain message")),
+                classify_grpc_code(n),
+                "{}",
+                code_name(code)
+            );
+        }
     }
 
     #[test]

@@ -39,11 +39,12 @@ pub fn default_classifier(error: &Error) -> Outcome {
 
 /// The [`ErrorKind`] for a gRPC status code (`tonic::Code as i32`), `None` for `OK` (0).
 ///
-/// The grpc and plugin transports call this in their `classify` function; the table is in
-/// `docs/resilience.md`. `CANCELLED` maps to `Timeout`: a caller that gives up drops the
-/// future and never sees a status, so a client that does see `CANCELLED` was cut off by a
-/// deadline (tonic reports its own local timeout as `Cancelled("Timeout expired")`).
-/// Codes outside 0–16 are a peer breaking the protocol.
+/// The one status table of the project: the grpc and plugin transports build their errors on
+/// it in their `classify` function, refining it only where a status message or the transport
+/// knows more (tonic's local `CANCELLED "Timeout expired"` is a `Timeout`; see
+/// `docs/resilience.md`). `CANCELLED` is `Unavailable`: a caller that gives up drops its future
+/// and never sees a status, so a `CANCELLED` that arrives came from the server or the
+/// connection. Codes outside 0–16 are a peer breaking the protocol.
 ///
 /// ```
 /// use tandem::guard::classify_grpc_code;
@@ -57,17 +58,19 @@ pub fn default_classifier(error: &Error) -> Outcome {
 pub fn classify_grpc_code(code: i32) -> Option<ErrorKind> {
     Some(match code {
         0 => return None,
-        // CANCELLED, DEADLINE_EXCEEDED
-        1 | 4 => ErrorKind::Timeout,
-        // UNKNOWN, INTERNAL, DATA_LOSS: the server failed while handling the call.
-        2 | 13 | 15 => ErrorKind::Remote,
+        // DEADLINE_EXCEEDED
+        4 => ErrorKind::Timeout,
+        // UNKNOWN, INTERNAL: the server failed while handling the call.
+        2 | 13 => ErrorKind::Remote,
         // INVALID_ARGUMENT, NOT_FOUND, ALREADY_EXISTS, PERMISSION_DENIED, FAILED_PRECONDITION,
         // OUT_OF_RANGE, UNIMPLEMENTED, UNAUTHENTICATED: the caller's mistake.
         3 | 5 | 6 | 7 | 9 | 11 | 12 | 16 => ErrorKind::BadRequest,
         // RESOURCE_EXHAUSTED: the server shed the call.
         8 => ErrorKind::Overloaded,
-        // ABORTED (a conflict worth retrying later), UNAVAILABLE.
-        10 | 14 => ErrorKind::Unavailable,
+        // CANCELLED (by the server or the connection), ABORTED (a conflict worth retrying
+        // later), UNAVAILABLE.
+        1 | 10 | 14 => ErrorKind::Unavailable,
+        // DATA_LOSS (corrupt data on the wire or at rest), and codes gRPC does not define.
         _ => ErrorKind::Protocol,
     })
 }
@@ -81,7 +84,7 @@ mod tests {
     #[test]
     fn every_grpc_code_has_a_kind() {
         let expected = [
-            (1, ErrorKind::Timeout),
+            (1, ErrorKind::Unavailable),
             (2, ErrorKind::Remote),
             (3, ErrorKind::BadRequest),
             (4, ErrorKind::Timeout),
@@ -95,7 +98,7 @@ mod tests {
             (12, ErrorKind::BadRequest),
             (13, ErrorKind::Remote),
             (14, ErrorKind::Unavailable),
-            (15, ErrorKind::Remote),
+            (15, ErrorKind::Protocol),
             (16, ErrorKind::BadRequest),
             (17, ErrorKind::Protocol),
             (-1, ErrorKind::Protocol),

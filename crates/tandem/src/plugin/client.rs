@@ -403,8 +403,13 @@ fn decode_reply(
 
 /// Maps a tonic status from a plugin to the call model. The one place this happens.
 ///
-/// `deadline_passed` turns any status into `Timeout`: tonic enforces the gRPC deadline itself
-/// and reports it as `Cancelled` ("Timeout expired").
+/// The kind comes from the project's one status table,
+/// [`classify_grpc_code`](crate::guard::classify_grpc_code), refined for plugins: a handler's
+/// own errors come back inside the reply, never as a status, so `UNKNOWN` means the plugin
+/// process or its connection failed (`Unavailable`, naming the exit when the plugin died) and
+/// `INTERNAL` that it broke the protocol (`Protocol`). `deadline_passed` turns any status into
+/// `Timeout`: tonic enforces the gRPC deadline itself and reports it as `Cancelled`
+/// ("Timeout expired").
 pub(crate) fn classify(
     status: tonic::Status,
     target: String,
@@ -412,44 +417,36 @@ pub(crate) fn classify(
     exited: Option<String>,
     deadline_passed: bool,
 ) -> Error {
+    use crate::call::ErrorKind;
     use tonic::Code;
     let detail = format!("{}: {}", status.code(), status.message());
-    if deadline_passed {
-        return Error::Timeout {
-            transport: Transport::Plugin,
-            target,
-            elapsed,
-        };
-    }
-    match status.code() {
-        Code::DeadlineExceeded => Error::Timeout {
+    let kind = match status.code() {
+        _ if deadline_passed => ErrorKind::Timeout,
+        Code::Unknown => ErrorKind::Unavailable,
+        Code::Internal => ErrorKind::Protocol,
+        code => crate::guard::classify_grpc_code(code as i32).unwrap_or(ErrorKind::Protocol),
+    };
+    match kind {
+        ErrorKind::Timeout => Error::Timeout {
             transport: Transport::Plugin,
             target,
             elapsed,
         },
-        Code::InvalidArgument | Code::Unimplemented | Code::NotFound | Code::OutOfRange => {
-            Error::BadRequest {
-                transport: Transport::Plugin,
-                target,
-                reason: if status.code() == Code::Unimplemented {
-                    format!("the plugin does not serve this method ({detail})")
-                } else {
-                    detail
-                },
-            }
-        }
-        Code::ResourceExhausted => Error::Overloaded {
+        ErrorKind::BadRequest => Error::BadRequest {
+            transport: Transport::Plugin,
+            target,
+            reason: if status.code() == Code::Unimplemented {
+                format!("the plugin does not serve this method ({detail})")
+            } else {
+                detail
+            },
+        },
+        ErrorKind::Overloaded => Error::Overloaded {
             transport: Transport::Plugin,
             target,
             limit: 0,
         },
-        Code::Internal | Code::DataLoss => Error::Protocol {
-            transport: Transport::Plugin,
-            target,
-            reason: detail,
-            source: Some(Box::new(status)),
-        },
-        _ => Error::Unavailable {
+        ErrorKind::Unavailable => Error::Unavailable {
             transport: Transport::Plugin,
             target,
             reason: match exited {
@@ -458,6 +455,12 @@ pub(crate) fn classify(
                 }
                 None => detail,
             },
+            source: Some(Box::new(status)),
+        },
+        _ => Error::Protocol {
+            transport: Transport::Plugin,
+            target,
+            reason: detail,
             source: Some(Box::new(status)),
         },
     }

@@ -275,6 +275,15 @@ async fn a_stopped_server_fails_calls_at_once_not_at_their_deadline() {
     let server = Server::start("stopped_fails_fast", 1, &[]).await;
     let c = client(&[server.uri()], 2);
     c.wait_ready(Duration::from_secs(30)).await.unwrap();
+    // Both connections must have been healthy: one that never was still counts as connecting.
+    assert!(
+        support::wait_until(Duration::from_secs(20), || c
+            .health_summary()
+            .contains("2/2 connections healthy"))
+        .await,
+        "both connections did not become healthy: {}",
+        c.health_summary()
+    );
     c.invoke(json("echo", serde_json::json!({}))).await.unwrap();
     server.stop().await;
     assert!(
