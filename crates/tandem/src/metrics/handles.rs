@@ -75,6 +75,11 @@ impl PluginMetrics {
     pub fn reloaded(&self) {
         self.reloads.inc();
     }
+
+    /// Raises the reload counter to `total` (the host's own running count); never lowers it.
+    pub fn set_reloads_total(&self, total: u64) {
+        raise_to(&self.reloads, total);
+    }
 }
 
 /// A stream and consumer group's metrics: `tandem_queue_lag`, `tandem_queue_pending` and

@@ -40,7 +40,28 @@ pub(crate) struct Shared {
     pub(crate) reload_lock: tokio::sync::Mutex<()>,
     pub(crate) next_id: AtomicU64,
     pub(crate) restarts: AtomicU64,
+    pub(crate) reloads: AtomicU64,
+    /// Kept up to date at each restart and reload ([`Host::instrument`]).
+    #[cfg(feature = "metrics")]
+    pub(crate) metrics: Mutex<Option<crate::metrics::PluginMetrics>>,
     pub(crate) tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Shared {
+    /// Counts a restart (a crashed instance replaced) and updates the instrumented metrics.
+    pub(crate) fn restarted(&self) {
+        self.restarts.fetch_add(1, Ordering::Relaxed);
+        self.sync_metrics();
+    }
+
+    /// Counts a reload (a new instance swapped in) and updates the instrumented metrics.
+    pub(crate) fn reloaded(&self) {
+        self.reloads.fetch_add(1, Ordering::Relaxed);
+        self.sync_metrics();
+    }
+
+    #[cfg(not(feature = "metrics"))]
+    fn sync_metrics(&self) {}
 }
 
 impl Drop for Shared {
@@ -109,6 +130,9 @@ impl Host {
                 reload_lock: tokio::sync::Mutex::new(()),
                 next_id: AtomicU64::new(1),
                 restarts: AtomicU64::new(0),
+                reloads: AtomicU64::new(0),
+                #[cfg(feature = "metrics")]
+                metrics: Mutex::new(None),
                 tasks: Mutex::new(Vec::new()),
             }),
         }
@@ -167,6 +191,12 @@ impl Host {
     /// How many times the plugin was restarted after a crash.
     pub fn restarts(&self) -> u64 {
         self.shared.restarts.load(Ordering::Relaxed)
+    }
+
+    /// How many times a new instance was swapped in by a reload (explicit, SIGHUP or file
+    /// change).
+    pub fn reloads(&self) -> u64 {
+        self.shared.reloads.load(Ordering::Relaxed)
     }
 
     /// The gRPC channel of the current instance, for typed clients of the plugin's own services.

@@ -45,6 +45,7 @@ async fn reload(shared: &Arc<Shared>) -> Result<(), Error> {
     let fresh = instance::start(&config, id).await?;
     let pid = fresh.pid;
     let old = shared.slot.send_replace(Slot::Ready(fresh));
+    shared.reloaded();
     tracing::info!(plugin = %config.name, pid, "plugin reloaded; draining the old instance");
     if let Slot::Ready(old) = old {
         old.drain(config.drain_timeout).await;

@@ -80,7 +80,7 @@ async fn restart_with_backoff(shared: &Arc<Shared>) {
         let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
         match instance::start(&config, id).await {
             Ok(inst) => {
-                shared.restarts.fetch_add(1, Ordering::Relaxed);
+                shared.restarted();
                 tracing::info!(plugin = %config.name, pid = inst.pid, "plugin restarted");
                 let stale = shared.slot.send_if_modified(|s| {
                     if matches!(s, Slot::Starting) {
