@@ -14,6 +14,7 @@ use tonic::transport::{Channel, Endpoint, Uri};
 use crate::call::{Error, Transport};
 
 use super::config::Settings;
+use super::events::Events;
 
 /// Where a connection stands, as its health watch last saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +44,7 @@ pub(crate) struct Conn {
     /// Wakes the health watch to re-check at once (after a call saw the connection fail).
     pub(crate) recheck: Notify,
     changed: Arc<Notify>,
+    events: Arc<Events>,
 }
 
 impl Conn {
@@ -56,6 +58,9 @@ impl Conn {
                     tracing::info!(endpoint = %self.endpoint, conn = self.id, "grpc connection healthy")
                 }
                 Health::Ejected(reason) => {
+                    if *h == Health::Serving {
+                        self.events.ejected();
+                    }
                     tracing::warn!(endpoint = %self.endpoint, conn = self.id, %reason, "grpc connection ejected")
                 }
                 Health::Unknown => {}
@@ -100,6 +105,7 @@ impl Drop for InFlight {
 #[derive(Debug)]
 pub(crate) struct Balancer {
     pub(crate) conns: Vec<Arc<Conn>>,
+    pub(crate) events: Arc<Events>,
     changed: Arc<Notify>,
     rng: AtomicU64,
 }
@@ -108,6 +114,7 @@ impl Balancer {
     /// Opens (lazily) `connections_per_endpoint` connections to every endpoint.
     pub(crate) fn new(settings: &Settings) -> Result<Self, Error> {
         let changed = Arc::new(Notify::new());
+        let events = Arc::new(Events::default());
         let mut conns = Vec::new();
         for endpoint in &settings.endpoints {
             for _ in 0..settings.connections_per_endpoint {
@@ -121,6 +128,7 @@ impl Balancer {
                     served: AtomicBool::new(false),
                     recheck: Notify::new(),
                     changed: changed.clone(),
+                    events: events.clone(),
                 }));
             }
         }
@@ -131,6 +139,7 @@ impl Balancer {
             ^ 0x9e37_79b9_7f4a_7c15;
         Ok(Self {
             conns,
+            events,
             changed,
             rng: AtomicU64::new(seed | 1),
         })

@@ -166,6 +166,32 @@ impl Client {
         self.inner.balancer.summary()
     }
 
+    /// Attempts made again after a transient failure, over the client's life.
+    pub fn retries(&self) -> u64 {
+        self.inner.balancer.events.counts().0
+    }
+
+    /// Healthy connections taken out of rotation (NOT_SERVING, or a call saw the connection
+    /// fail), over the client's life.
+    pub fn ejections(&self) -> u64 {
+        self.inner.balancer.events.counts().1
+    }
+
+    /// Keeps `metrics` (`tandem_grpc_client_retries_total` and
+    /// `tandem_grpc_client_ejections_total`) up to date from now on, at each retry and
+    /// ejection. Per-call latency and status come from [`crate::metrics::MetricsLayer`].
+    ///
+    /// ```no_run
+    /// # fn demo(client: tandem::grpc::Client) {
+    /// let registry = tandem::metrics::Registry::new();
+    /// client.instrument(registry.grpc_client("risk"));
+    /// # }
+    /// ```
+    #[cfg(feature = "metrics")]
+    pub fn instrument(&self, metrics: crate::metrics::GrpcClientMetrics) {
+        self.inner.balancer.events.instrument(metrics);
+    }
+
     /// Waits until at least one connection is healthy, or `timeout` passes.
     ///
     /// # Errors
@@ -288,6 +314,7 @@ impl Client {
             {
                 return Err(err);
             }
+            inner.balancer.events.retried();
             tracing::debug!(method = plan.method, attempt = n, error = %err, "retrying grpc call");
             let pause = inner.retry.backoff(n, remaining, inner.balancer.jitter());
             tokio::time::sleep(pause).await;

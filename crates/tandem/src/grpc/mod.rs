@@ -44,6 +44,7 @@ mod balance;
 mod classify;
 mod client;
 mod config;
+mod events;
 mod health;
 mod inference;
 mod retry;

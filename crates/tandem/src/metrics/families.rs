@@ -78,6 +78,11 @@ pub(crate) struct QueueLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct ClientLabel {
+    pub(crate) client: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct TargetLabel {
     pub(crate) target: String,
 }
@@ -106,6 +111,8 @@ pub(crate) struct Families {
     pub(crate) queue_dead_letters: Family<QueueLabels, Gauge>,
     pub(crate) grpc_batch_size: HistogramFamily<TargetLabel>,
     pub(crate) grpc_queue_time: HistogramFamily<TargetLabel>,
+    pub(crate) grpc_client_retries: Family<ClientLabel, Counter>,
+    pub(crate) grpc_client_ejections: Family<ClientLabel, Counter>,
     /// Handles looked up by a guard layer's name on the request path, without allocating.
     pub(crate) in_flight_by_name: NameCache<Gauge>,
 }
@@ -132,6 +139,8 @@ impl Families {
             queue_dead_letters: Family::default(),
             grpc_batch_size: Family::new_with_constructor(batch_histogram),
             grpc_queue_time: Family::new_with_constructor(call_histogram),
+            grpc_client_retries: Family::default(),
+            grpc_client_ejections: Family::default(),
             in_flight_by_name: NameCache::default(),
         };
         r.register_with_unit(
@@ -230,6 +239,16 @@ impl Families {
             "Time a request waited for its batch",
             Unit::Seconds,
             f.grpc_queue_time.clone(),
+        );
+        r.register(
+            "tandem_grpc_client_retries",
+            "Attempts a gRPC client made again after a transient failure",
+            f.grpc_client_retries.clone(),
+        );
+        r.register(
+            "tandem_grpc_client_ejections",
+            "Healthy gRPC connections taken out of rotation (NOT_SERVING, connection lost)",
+            f.grpc_client_ejections.clone(),
         );
         f
     }

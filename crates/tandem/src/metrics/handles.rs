@@ -6,7 +6,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 
-use super::families::{PluginLabel, PoolLabel, PoolLabels, QueueLabels, TargetLabel};
+use super::families::{ClientLabel, PluginLabel, PoolLabel, PoolLabels, QueueLabels, TargetLabel};
 use super::Registry;
 
 /// Raises a counter that mirrors a running count kept elsewhere.
@@ -128,7 +128,40 @@ impl GrpcMetrics {
     }
 }
 
+/// A gRPC client's metrics: `tandem_grpc_client_retries_total{client}` and
+/// `tandem_grpc_client_ejections_total{client}`; give it to `tandem::grpc::Client::instrument`.
+#[derive(Clone, Debug)]
+pub struct GrpcClientMetrics {
+    retries: Counter,
+    ejections: Counter,
+}
+
+impl GrpcClientMetrics {
+    /// Raises the retry counter to `total` (the client's own running count); never lowers it.
+    pub fn set_retries_total(&self, total: u64) {
+        raise_to(&self.retries, total);
+    }
+
+    /// Raises the ejection counter to `total` (the client's own running count); never lowers
+    /// it.
+    pub fn set_ejections_total(&self, total: u64) {
+        raise_to(&self.ejections, total);
+    }
+}
+
 impl Registry {
+    /// The metrics of the gRPC client `client` (a name of the caller's choosing).
+    pub fn grpc_client(&self, client: &str) -> GrpcClientMetrics {
+        let f = self.families();
+        let label = ClientLabel {
+            client: client.to_owned(),
+        };
+        GrpcClientMetrics {
+            retries: f.grpc_client_retries.get_or_create_owned(&label),
+            ejections: f.grpc_client_ejections.get_or_create_owned(&label),
+        }
+    }
+
     /// The metrics of the worker pool `pool`.
     pub fn pool(&self, pool: &str) -> PoolMetrics {
         let f = self.families();

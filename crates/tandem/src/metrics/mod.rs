@@ -43,7 +43,7 @@ mod observer;
 mod serve;
 
 pub use families::{BATCH_BUCKETS, CALL_BUCKETS};
-pub use handles::{GrpcMetrics, PluginMetrics, PoolMetrics, QueueMetrics};
+pub use handles::{GrpcClientMetrics, GrpcMetrics, PluginMetrics, PoolMetrics, QueueMetrics};
 pub use layer::MetricsLayer;
 pub use serve::{serve, MetricsServer};
 

@@ -168,9 +168,12 @@ async fn killed_process_fails_only_calls_in_flight() {
 async fn idempotent_calls_are_retried_on_another_process() {
     let server = Server::start("idempotent_retry", 2, &[]).await;
     let c = client(&[server.uri()], 16);
+    let registry = tandem::metrics::Registry::new();
+    c.instrument(registry.grpc_client("risk"));
     c.wait_ready(Duration::from_secs(30)).await.unwrap();
     let load = Load::start_with(&c, 8, 0.05, true);
     load.advance(40).await;
+    assert_eq!((c.retries(), c.ejections()), (0, 0));
     let victim = server.worker_pids()[0];
     Server::signal(victim, "KILL");
     support::assert_exits(victim, Duration::from_secs(10)).await;
@@ -180,6 +183,20 @@ async fn idempotent_calls_are_retried_on_another_process() {
         errors.is_empty(),
         "idempotent calls failed despite retries: {errors:?}"
     );
+    // The calls in flight on the victim were retried, and its connections left the rotation;
+    // the instrumented counters saw every one of those events.
+    let (retries, ejections) = (c.retries(), c.ejections());
+    assert!(
+        retries >= 1 && ejections >= 1,
+        "{retries} retries, {ejections} ejections"
+    );
+    let text = registry.encode();
+    for line in [
+        format!("tandem_grpc_client_retries_total{{client=\"risk\"}} {retries}"),
+        format!("tandem_grpc_client_ejections_total{{client=\"risk\"}} {ejections}"),
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line:?} not in:\n{text}");
+    }
     server.stop().await;
     assert_no_zombies();
 }
