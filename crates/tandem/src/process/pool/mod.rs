@@ -272,8 +272,7 @@ impl Pool {
     /// Current counts of workers, busy and idle workers, queued calls, restarts and recycles.
     pub fn stats(&self) -> PoolStats {
         let s = &self.inner.shared;
-        let workers = s.live.load(Ordering::SeqCst);
-        let busy = s.busy.load(Ordering::SeqCst).min(workers);
+        let (workers, busy) = s.workers_busy();
         let queued = self
             .inner
             .tx

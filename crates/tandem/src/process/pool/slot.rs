@@ -111,12 +111,15 @@ impl Slot {
                 },
             };
             Shared::add(&self.shared.live, 1);
+            self.shared.publish();
             let done = self.serve(worker).await;
             Shared::add(&self.shared.live, -1);
+            self.shared.publish();
             if done {
                 return;
             }
             Shared::bump(&self.shared.restarts);
+            self.shared.publish();
             let pause = match self.crash_streak {
                 0 | 1 => Duration::ZERO,
                 n => {
@@ -227,8 +230,10 @@ impl Slot {
                 continue;
             }
             Shared::add(&self.shared.busy, 1);
+            self.shared.publish();
             let after = self.run_job(&mut worker, job).await;
             Shared::add(&self.shared.busy, -1);
+            self.shared.publish();
             match after {
                 After::Replace => {
                     self.crash_streak += 1;

@@ -28,6 +28,11 @@ pub(crate) struct Shared {
     crash_loop: Mutex<Option<String>>,
     pub(crate) registry: Registry,
     pub(crate) closing: watch::Sender<bool>,
+    /// Kept up to date as workers start, stop, take and finish calls ([`Pool::instrument`]).
+    ///
+    /// [`Pool::instrument`]: super::Pool::instrument
+    #[cfg(feature = "metrics")]
+    pub(crate) metrics: Mutex<Option<crate::metrics::PoolMetrics>>,
 }
 
 impl Shared {
@@ -40,6 +45,8 @@ impl Shared {
             crash_loop: Mutex::new(None),
             registry,
             closing: watch::channel(false).0,
+            #[cfg(feature = "metrics")]
+            metrics: Mutex::new(None),
         }
     }
 
@@ -55,6 +62,25 @@ impl Shared {
 
     pub(crate) fn bump(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// `(workers, busy)`: live workers, and those running a call.
+    pub(crate) fn workers_busy(&self) -> (usize, usize) {
+        let workers = self.live.load(Ordering::SeqCst);
+        (workers, self.busy.load(Ordering::SeqCst).min(workers))
+    }
+
+    /// Mirrors busy, idle and restarts into the instrumented metrics, if any.
+    pub(crate) fn publish(&self) {
+        #[cfg(feature = "metrics")]
+        if let Ok(slot) = self.metrics.lock() {
+            if let Some(m) = slot.as_ref() {
+                let (workers, busy) = self.workers_busy();
+                m.set_busy(busy);
+                m.set_idle(workers - busy);
+                m.set_restarts_total(self.restarts.load(Ordering::SeqCst));
+            }
+        }
     }
 
     pub(crate) fn is_closing(&self) -> bool {
