@@ -44,6 +44,8 @@ mod reply;
 pub use admin::{Admin, ConsumerPending, DeadLetter, GroupStats, PendingEntry, Stats};
 pub use config::{Backpressure, Builder};
 pub use features::Features;
+#[cfg(feature = "metrics")]
+pub use observe::Collector;
 pub use producer::Producer;
 
 use std::collections::BTreeMap;

@@ -1,4 +1,7 @@
-//! Feeds a metrics registry's queue gauges from [`Admin::stats`].
+//! Feeds a metrics registry's queue gauges from [`Admin::stats`]: once ([`Admin::observe`]) or
+//! on an interval in the background ([`Admin::collect`]).
+
+use std::time::Duration;
 
 use crate::call::Error;
 use crate::metrics::Registry;
@@ -43,5 +46,44 @@ impl Admin {
             metrics.set_dead_letters(entries(stats.dead));
         }
         Ok(stats)
+    }
+}
+
+/// A background task that keeps a stream's queue gauges up to date ([`Admin::collect`]); it
+/// stops when dropped.
+#[derive(Debug)]
+#[must_use = "the collector stops when dropped"]
+pub struct Collector(tokio::task::JoinHandle<()>);
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl Admin {
+    /// Runs [`Admin::observe`] every `interval` in a background task until the returned
+    /// [`Collector`] is dropped: lag, pending and dead letters live in Redis, so they are read,
+    /// not pushed. A failed read is logged and the gauges keep their last values.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), tandem::Error> {
+    /// let registry = tandem::metrics::Registry::new();
+    /// let admin = tandem::queue::Admin::from_uri("redis://127.0.0.1:6379/0/jobs").await?;
+    /// let _collector = admin.collect(&registry, std::time::Duration::from_secs(5));
+    /// # Ok(()) }
+    /// ```
+    pub fn collect(&self, registry: &Registry, interval: Duration) -> Collector {
+        let (admin, registry) = (self.clone(), registry.clone());
+        Collector(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            loop {
+                tick.tick().await;
+                if let Err(e) = admin.observe(&registry).await {
+                    tracing::warn!("queue metrics not updated: {e}");
+                }
+            }
+        }))
     }
 }

@@ -66,3 +66,46 @@ async fn admin_observe_sets_lag_pending_and_dead_letter_gauges() {
     assert_eq!(gauge(&text, "tandem_queue_pending"), Some(0.0), "{text}");
     assert_eq!(gauge(&text, "tandem_queue_lag"), Some(3.0), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_collector_follows_the_stream_until_dropped() {
+    let redis = Redis::start("collect", false);
+    let uri = format!("{}/obs", redis.url());
+    let p = Producer::from_uri(&uri).await.unwrap();
+    let admin = Admin::from_uri(&uri).await.unwrap();
+    redis.query::<String>(
+        redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg("obs")
+            .arg("g")
+            .arg("$")
+            .arg("MKSTREAM"),
+    );
+    let registry = Registry::new();
+    let collector = admin.collect(&registry, Duration::from_millis(50));
+    let lag = || gauge(&registry.encode(), "tandem_queue_lag");
+    assert!(support::wait_until(Duration::from_secs(10), || lag() == Some(0.0)).await);
+    for n in 0..4 {
+        p.publish(Request::new(
+            "echo",
+            Payload::json(&json!({"n": n})).unwrap(),
+        ))
+        .await
+        .unwrap();
+    }
+    // No observe() call: the collector reads the new lag by itself.
+    assert!(
+        support::wait_until(Duration::from_secs(10), || lag() == Some(4.0)).await,
+        "{:?}",
+        lag()
+    );
+    drop(collector);
+    p.publish(Request::new(
+        "echo",
+        Payload::json(&json!({"n": 4})).unwrap(),
+    ))
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(lag(), Some(4.0), "a dropped collector stops updating");
+}
