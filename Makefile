@@ -56,7 +56,7 @@ test: setup lint test-rust test-python test-go test-redis8
 lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy -q --workspace --all-targets --all-features -- -D warnings
-	@for f in process plugin grpc queue metrics; do $(CARGO) check -q -p tandem --no-default-features --features $$f || exit 1; done
+	@for f in process plugin grpc queue metrics otel; do $(CARGO) check -q -p tandem --no-default-features --features $$f || exit 1; done
 	$(VENV)/bin/ruff check python $(wildcard examples bench deploy)
 	$(VENV)/bin/ruff format --check python $(wildcard examples bench deploy)
 	cd python && ../$(VENV)/bin/mypy

@@ -342,15 +342,21 @@ impl<S> Trace<S> {
     crate::guard::inner_accessors!();
 }
 
-/// The context a call sent from here should carry.
-fn outgoing(req: &Request) -> TraceParent {
+/// The context a call sent from here belongs to: the request's own valid `traceparent`, else
+/// the task's [`current`] one, else none (a new trace).
+pub(crate) fn parent(req: &Request) -> Option<TraceParent> {
     if let Some(raw) = &req.metadata().traceparent {
         match TraceParent::parse(raw) {
-            Ok(tp) => return tp.child(),
+            Ok(tp) => return Some(tp),
             Err(e) => tracing::debug!(error = %e, "replacing the request's invalid traceparent"),
         }
     }
-    current().map_or_else(TraceParent::generate, |tp| tp.child())
+    current()
+}
+
+/// The context a call sent from here should carry.
+fn outgoing(req: &Request) -> TraceParent {
+    parent(req).map_or_else(TraceParent::generate, |tp| tp.child())
 }
 
 impl<S> Service<Request> for Trace<S>
