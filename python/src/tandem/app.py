@@ -140,10 +140,15 @@ class App:
     """A named registry of handlers, served by any tandem transport.
 
     :param name: the app's name, used in logs and metrics.
+    :param otel: run every call in an OpenTelemetry server span, child of the call's
+        ``traceparent`` (needs ``tandem[otel]``); default: ``TANDEM_OTEL=1`` in the environment.
     """
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, *, otel: bool | None = None) -> None:
+        from . import _otel
+
         self.name = name
+        self._otel = _otel.enabled_by_env() if otel is None else otel
         self._handlers: dict[str, _Registration] = {}
         self._on_startup: list[Hook] = []
         self._on_shutdown: list[Hook] = []
@@ -313,10 +318,18 @@ class App:
         :raises TandemError: BadRequest for an unknown method or undecodable payload; Remote
             when the handler raised (with its traceback).
         """
+        ctx = ctx or Context(method)
+        if self._otel:
+            from ._otel import span
+
+            with span(ctx):
+                return self._call(method, data, codec, ctx)
+        return self._call(method, data, codec, ctx)
+
+    def _call(self, method: str, data: bytes, codec: str, ctx: Context) -> tuple[bytes, str]:
         self._check_open()
         reg = self._lookup(method)
         value = self._decode(method, codec, data)
-        ctx = ctx or Context(method)
         try:
             result = reg.fn(value, ctx) if reg.takes_ctx else reg.fn(value)
             result = self._run_sync(result)
@@ -350,10 +363,26 @@ class App:
         :returns: the encoded answer and its codec.
         :raises TandemError: as :meth:`call`; Timeout past ``timeout_s``.
         """
+        ctx = ctx or Context(method)
+        if self._otel:
+            from ._otel import span
+
+            with span(ctx):
+                return await self._acall(method, data, codec, ctx, inline_budget_s, timeout_s)
+        return await self._acall(method, data, codec, ctx, inline_budget_s, timeout_s)
+
+    async def _acall(
+        self,
+        method: str,
+        data: bytes,
+        codec: str,
+        ctx: Context,
+        inline_budget_s: float | None,
+        timeout_s: float | None,
+    ) -> tuple[bytes, str]:
         self._check_open()
         reg = self._lookup(method)
         value = self._decode(method, codec, data)
-        ctx = ctx or Context(method)
         args = (value, ctx) if reg.takes_ctx else (value,)
         try:
             if reg.is_async:
