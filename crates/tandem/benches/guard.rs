@@ -91,6 +91,8 @@ fn main() {
     ] {
         println!("| {name} | {v:.0} | {:.0} | {:.1}× |", v - bare, v / bare);
     }
+    #[cfg(feature = "otel")]
+    otel_row(&rt, &req, bare);
     #[cfg(feature = "process")]
     pool::compare(&rt, &registry);
     if std::env::var_os("GUARD_BENCH_DETAIL").is_some() {
@@ -222,4 +224,26 @@ mod pool {
         });
         let _ = std::fs::remove_dir_all(&dir);
     }
+}
+
+/// The OpenTelemetry layer alone over the bare call, with a provider that keeps every span
+/// (sampled, ended, handed to a no-op batch of processors): the span's own cost.
+#[cfg(feature = "otel")]
+fn otel_row(rt: &tokio::runtime::Runtime, req: &Request, bare: f64) {
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+    let inner = service_fn(|_req: Request| async { Ok::<_, Error>(Response::default()) });
+    let mut otel = tandem::otel::OtelLayer::new(&provider, Transport::Pool).layer(inner);
+    let mut v = Vec::new();
+    rt.block_on(async {
+        run(&mut otel, req).await;
+        for _ in 0..ROUNDS {
+            v.push(ns_per_call(run(&mut otel, req).await));
+        }
+    });
+    let v = median(v);
+    println!(
+        "| OtelLayer alone (span per call, no exporter) | {v:.0} | {:.0} | {:.1}× |",
+        v - bare,
+        v / bare
+    );
 }
