@@ -6,16 +6,17 @@ Runs, in one go and on the same machine:
   the model called once per request;
 * ``tandem serve`` with 1 and 2 worker processes, batching off and on.
 
-The load comes from separate client processes (grpc.aio, several connections each so
-SO_REUSEPORT spreads them over the workers). Writes bench/results/grpc.md.
+The load comes from a lean Rust load generator (``crates/tandem/examples/grpc_load.rs``: one
+thread, several HTTP/2 connections so SO_REUSEPORT spreads them over the workers), so the run
+measures the server rather than a Python client. Writes bench/results/grpc.md.
 
-    .venv/bin/python bench/grpc_bench.py [--duration 6] [--concurrency 64] [--clients 2]
+    cargo build --release -p tandem --all-features --example grpc_load
+    .venv/bin/python bench/grpc_bench.py [--duration 5] [--concurrency 64] [--connections 8]
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import platform
@@ -54,72 +55,6 @@ def payments(n: int = 256) -> list[bytes]:
         ).encode()
         for i in range(n)
     ]
-
-
-# ----- client process ------------------------------------------------------------------------
-
-
-async def _client(
-    target: str, concurrency: int, channels: int, warmup: float, duration: float
-) -> dict[str, Any]:
-    import grpc
-    from tandem._proto import inference_pb2, inference_pb2_grpc
-
-    inputs = payments()
-    opts = [("grpc.use_local_subchannel_pool", 1)]
-    chans = [grpc.aio.insecure_channel(target, options=opts) for _ in range(channels)]
-    stubs = [inference_pb2_grpc.InferenceServiceStub(c) for c in chans]
-    latencies: list[float] = []
-    errors = 0
-    total = 0
-    cpu0 = sum(os.times()[:2])
-    start = time.perf_counter()
-    measure_from = start + warmup
-    stop_at = measure_from + duration
-
-    async def user(i: int) -> None:
-        nonlocal errors, total
-        stub = stubs[i % len(stubs)]
-        k = i
-        while True:
-            t0 = time.perf_counter()
-            if t0 >= stop_at:
-                return
-            req = inference_pb2.PredictRequest(
-                model_name="risk", input_data=inputs[k % len(inputs)]
-            )
-            k += concurrency
-            try:
-                await stub.Predict(req, timeout=10)
-                ok = True
-            except grpc.RpcError:
-                ok = False
-            t1 = time.perf_counter()
-            total += 1
-            if t0 >= measure_from and t1 <= stop_at:
-                if ok:
-                    latencies.append(t1 - t0)
-                else:
-                    errors += 1
-
-    await asyncio.gather(*(user(i) for i in range(concurrency)))
-    for c in chans:
-        await c.close()
-    cpu = sum(os.times()[:2]) - cpu0
-    return {
-        "latencies": latencies,
-        "errors": errors,
-        "duration": duration,
-        "total": total,
-        "cpu_s": cpu,
-    }
-
-
-def client_main(args: argparse.Namespace) -> None:
-    result = asyncio.run(
-        _client(args.target, args.concurrency, args.channels, args.warmup, args.duration)
-    )
-    Path(args.out).write_text(json.dumps(result))
 
 
 # ----- orchestration -------------------------------------------------------------------------
@@ -208,59 +143,49 @@ def tree_cpu_s(pid: int) -> float:
     return total / tick
 
 
+def load_gen_path() -> Path:
+    target = os.environ.get("CARGO_TARGET_DIR") or str(ROOT / "target")
+    return Path(target) / "release" / "examples" / "grpc_load"
+
+
 def run_load(port: int, args: argparse.Namespace, workdir: Path, server_pid: int) -> dict[str, Any]:
-    per_client = args.concurrency // args.clients
-    outs = [workdir / f"client{i}.json" for i in range(args.clients)]
+    inputs = workdir / "payments.jsonl"
+    if not inputs.exists():
+        inputs.write_bytes(b"\n".join(payments()) + b"\n")
     server_cpu0 = tree_cpu_s(server_pid)
-    procs = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                __file__,
-                "--client",
-                "--target",
-                f"127.0.0.1:{port}",
-                "--concurrency",
-                str(per_client),
-                "--channels",
-                str(args.channels),
-                "--warmup",
-                str(args.warmup),
-                "--duration",
-                str(args.duration),
-                "--out",
-                str(out),
-            ]
-        )
-        for out in outs
-    ]
-    for p in procs:
-        if p.wait(args.warmup + args.duration + 60) != 0:
-            raise RuntimeError("a load client failed")
+    out = subprocess.run(
+        [
+            str(args.load_gen),
+            "--target",
+            f"127.0.0.1:{port}",
+            "--inputs",
+            str(inputs),
+            "--concurrency",
+            str(args.concurrency),
+            "--connections",
+            str(args.connections),
+            "--warmup",
+            str(args.warmup),
+            "--duration",
+            str(args.duration),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=args.warmup + args.duration + 60,
+    )
     server_cpu = tree_cpu_s(server_pid) - server_cpu0
-    lat: list[float] = []
-    errors = 0
-    total = 0
-    client_cpu = 0.0
-    for out in outs:
-        r = json.loads(out.read_text())
-        lat += r["latencies"]
-        total += r["total"]
-        client_cpu += r["cpu_s"]
-        errors += r["errors"]
-    lat.sort()
-
-    def pct(q: float) -> float:
-        return lat[min(len(lat) - 1, int(q * len(lat)))] * 1000 if lat else float("nan")
-
+    r = json.loads(out.stdout)
+    total = max(1, r["total"])
     return {
-        "rps": len(lat) / args.duration,
-        "p50": pct(0.50),
-        "p99": pct(0.99),
-        "errors": errors,
-        "n": len(lat),
-        "server_ms": 1000 * server_cpu / max(1, total),
-        "client_ms": 1000 * client_cpu / max(1, total),
+        "rps": r["n"] / args.duration,
+        "p50": r["p50"],
+        "p99": r["p99"],
+        "errors": r["errors"],
+        "first_error": r["first_error"],
+        "n": r["n"],
+        "mean_batch": r["mean_batch"],
+        "server_ms": 1000 * server_cpu / total,
+        "client_ms": 1000 * r["cpu_s"] / total,
     }
 
 
@@ -277,12 +202,18 @@ def main() -> int:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
-    p.add_argument("--target", help=argparse.SUPPRESS)
-    p.add_argument("--out", help=argparse.SUPPRESS)
     p.add_argument("--concurrency", type=int, default=64, help="calls in flight in total")
-    p.add_argument("--clients", type=int, default=2, help="load generator processes")
-    p.add_argument("--channels", type=int, default=4, help="connections per client process")
+    p.add_argument(
+        "--connections", type=int, default=8, help="HTTP/2 connections of the load generator"
+    )
+    p.add_argument(
+        "--load-gen",
+        type=Path,
+        default=load_gen_path(),
+        help="the Rust load generator (cargo build --release -p tandem --all-features "
+        "--example grpc_load)",
+    )
+    p.add_argument("--only", default="", help="comma-separated scenario keys to run (default: all)")
     p.add_argument("--warmup", type=float, default=1.5, help="seconds before measuring")
     p.add_argument("--duration", type=float, default=5.0, help="seconds measured per scenario")
     p.add_argument("--results", type=Path, default=RESULTS, help="markdown file to write")
@@ -293,20 +224,24 @@ def main() -> int:
         help="rounds; each scenario reports its median round",
     )
     args = p.parse_args()
-    if args.client:
-        client_main(args)
-        return 0
+    if not args.load_gen.exists():
+        sys.stderr.write(
+            f"{args.load_gen} is missing: build it with cargo build --release -p tandem "
+            "--all-features --example grpc_load (or pass --load-gen PATH)\n"
+        )
+        return 2
+    scenarios = [s for s in SCENARIOS if not args.only or s[0] in args.only.split(",")]
     args.load_before = os.getloadavg()[0]
     import tempfile
 
-    runs: dict[str, list[dict[str, Any]]] = {key: [] for key, *_ in SCENARIOS}
+    runs: dict[str, list[dict[str, Any]]] = {key: [] for key, *_ in scenarios}
     with tempfile.TemporaryDirectory(prefix="tandem-grpc-bench-") as tmp:
         workdir = Path(tmp)
         (workdir / "svc.py").write_text(SERVICE)
         # Rounds interleave the scenarios so a burst of other work on the machine hits
         # every scenario alike; each scenario reports its median round (by req/s).
         for round_ in range(args.repeat):
-            for key, label, workers, batching in SCENARIOS:
+            for key, label, workers, batching in scenarios:
                 port = free_port()
                 kind = "naive" if key == "naive" else "tandem"
                 proc = start_server(kind, workers, batching, port, workdir)
@@ -318,10 +253,12 @@ def main() -> int:
                 runs[key].append(r)
                 sys.stderr.write(
                     f"round {round_ + 1}: {label:<45} {r['rps']:8.0f} req/s  p50 {r['p50']:6.2f} ms  "
-                    f"p99 {r['p99']:6.2f} ms  errors {r['errors']}\n"
+                    f"p99 {r['p99']:6.2f} ms  errors {r['errors']}  batch {r['mean_batch']:5.1f}  "
+                    f"server {r['server_ms']:.3f} ms/req  client {r['client_ms']:.3f} ms/req\n"
                 )
     rows = {key: sorted(rs, key=lambda r: r["rps"])[len(rs) // 2] for key, rs in runs.items()}
-    write_results(rows, args)
+    if len(rows) == len(SCENARIOS):
+        write_results(rows, args)
     return 0
 
 
@@ -331,37 +268,40 @@ def write_results(rows: dict[str, dict[str, Any]], args: argparse.Namespace) -> 
         "# grpc transport (Python side): Predict on the risk model",
         "",
         (
-            f"Command: `.venv/bin/python bench/grpc_bench.py --concurrency {args.concurrency} --clients {args.clients} "
-            f"--channels {args.channels} --duration {args.duration:g} --repeat {args.repeat}` (run by `make bench`)."
+            f"Command: `cargo build --release -p tandem --all-features --example grpc_load && "
+            f".venv/bin/python bench/grpc_bench.py --concurrency {args.concurrency} "
+            f"--connections {args.connections} --duration {args.duration:g} --repeat {args.repeat}` "
+            "(run by `make bench`)."
         ),
         "",
         (
             f"Machine: {os.cpu_count()} cores ({platform.machine()}), Python {platform.python_version()}, "
-            f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. The {args.clients} load-generator processes "
-            "(grpc.aio) run on the same cores as the server, so every number here is shared with the client's "
-            "CPU use; on 2 cores the second worker competes with the load generator."
+            f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. The load generator is the Rust "
+            "`grpc_load` example (one thread, tonic), on the same cores as the server; its CPU per "
+            "request is in the table."
         ),
         "",
         (
-            f"Concurrency {args.concurrency} calls in flight, {args.channels} connections per client process, "
+            f"Concurrency {args.concurrency} calls in flight over {args.connections} HTTP/2 connections, "
             f"{args.duration:g} s measured after {args.warmup:g} s warm-up, all scenarios in the same run, "
-            f"{args.repeat} interleaved rounds, each row the scenario's median round."
+            f"{args.repeat} interleaved rounds, each row the scenario's median round. `batch` is the mean "
+            "size of the batch a call was served in (the server's `tandem-batch-size` trailer; 0 when the "
+            "server does not send it)."
         ),
         "",
         (
-            f"Load average (1 min) before / after the run: {args.load_before:.2f} / {os.getloadavg()[0]:.2f} "
-            "(other work on the machine takes CPU from both sides)."
+            f"Load average (1 min) before / after the run: {args.load_before:.2f} / {os.getloadavg()[0]:.2f}."
         ),
         "",
-        "| scenario | req/s | p50 ms | p99 ms | errors | × naive | server CPU ms/req | client CPU ms/req | CPU ceiling req/s |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| scenario | req/s | p50 ms | p99 ms | errors | × naive | batch | server CPU ms/req | client CPU ms/req | CPU ceiling req/s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     cores = os.cpu_count() or 1
     for r in rows.values():
         ceiling = cores * 1000 / max(1e-9, r["server_ms"] + r["client_ms"])
         lines.append(
             f"| {r['label']} | {r['rps']:.0f} | {r['p50']:.2f} | {r['p99']:.2f} | {r['errors']} | {r['rps'] / naive:.2f} "
-            f"| {r['server_ms']:.3f} | {r['client_ms']:.3f} | {ceiling:.0f} |"
+            f"| {r['mean_batch']:.1f} | {r['server_ms']:.3f} | {r['client_ms']:.3f} | {ceiling:.0f} |"
         )
     r = rows
     lines += [

@@ -1,0 +1,237 @@
+//! A lean load generator for `inference.InferenceService/Predict`: `concurrency` tasks on one
+//! thread (tokio current-thread runtime) spread over `connections` HTTP/2 connections (each a
+//! bare tonic `Channel`, so SO_REUSEPORT can place them on different server processes), each
+//! task calling Predict back to back with the next input of a JSON-lines file.
+//!
+//! It exists so `bench/grpc_bench.py` measures the server, not its client: a Python grpc.aio
+//! client spends 0.3–0.45 ms CPU per call on the cores the server needs; this one a few µs.
+//!
+//! ```sh
+//! cargo build --release -p tandem --all-features --example grpc_load
+//! $CARGO_TARGET_DIR/release/examples/grpc_load --target 127.0.0.1:50051 --inputs payments.jsonl \
+//!     [--concurrency 64] [--connections 8] [--warmup 1.5] [--duration 5] [--model risk]
+//! ```
+//!
+//! Prints one JSON object: `latencies_ms` summary (`p50`, `p99`, `n` measured calls), `errors`
+//! (failed calls in the measured window, with the first status seen), `total` calls made
+//! (warm-up included), `mean_batch` (the mean `tandem-batch-size` trailer of measured calls:
+//! the size of the batch a call was served in; 0 from a server that does not send it),
+//! `cpu_s` (this process's user + system CPU seconds) and `duration`.
+#![allow(clippy::print_stdout, missing_docs)]
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tandem::proto::inference::inference_service_client::InferenceServiceClient;
+use tandem::proto::inference::PredictRequest;
+use tonic::transport::{Channel, Endpoint};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+#[derive(Debug)]
+struct Args {
+    target: String,
+    inputs: String,
+    model: String,
+    concurrency: usize,
+    connections: usize,
+    warmup: f64,
+    duration: f64,
+}
+
+fn parse_args() -> Result<Args, BoxError> {
+    let mut map: HashMap<String, String> = HashMap::new();
+    let mut it = std::env::args().skip(1);
+    while let Some(key) = it.next() {
+        let name = key
+            .strip_prefix("--")
+            .ok_or_else(|| format!("unexpected argument {key:?}; options are --name value"))?;
+        let value = it
+            .next()
+            .ok_or_else(|| format!("option --{name} needs a value"))?;
+        map.insert(name.to_owned(), value);
+    }
+    let take = |name: &str, default: Option<&str>| -> Result<String, BoxError> {
+        map.get(name)
+            .cloned()
+            .or_else(|| default.map(str::to_owned))
+            .ok_or_else(|| format!("missing required option --{name}").into())
+    };
+    Ok(Args {
+        target: take("target", None)?,
+        inputs: take("inputs", None)?,
+        model: take("model", Some("risk"))?,
+        concurrency: take("concurrency", Some("64"))?.parse()?,
+        connections: take("connections", Some("8"))?.parse()?,
+        warmup: take("warmup", Some("1.5"))?.parse()?,
+        duration: take("duration", Some("5"))?.parse()?,
+    })
+}
+
+/// User + system CPU seconds of this process (`/proc/self/stat`, in USER_HZ = 100 ticks).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let tick = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (tick(11) + tick(12)) / 100.0
+}
+
+#[derive(Debug, Default)]
+struct Tally {
+    latencies: Vec<f64>,
+    errors: u64,
+    total: u64,
+    first_error: Option<String>,
+    /// Sum of the `tandem-batch-size` trailers of measured calls (0 when the server sends none).
+    batch_sum: u64,
+}
+
+async fn user(
+    mut client: InferenceServiceClient<Channel>,
+    model: String,
+    inputs: Arc<Vec<Vec<u8>>>,
+    start: usize,
+    step: usize,
+    measure_from: Instant,
+    stop_at: Instant,
+) -> Tally {
+    let mut tally = Tally::default();
+    let mut k = start;
+    loop {
+        let t0 = Instant::now();
+        if t0 >= stop_at {
+            return tally;
+        }
+        let mut req = tonic::Request::new(PredictRequest {
+            model_name: model.clone(),
+            input_data: inputs[k % inputs.len()].clone(),
+            parameters: HashMap::new(),
+        });
+        req.set_timeout(Duration::from_secs(10));
+        k += step;
+        let outcome = client.predict(req).await;
+        let t1 = Instant::now();
+        tally.total += 1;
+        if t0 < measure_from || t1 > stop_at {
+            continue;
+        }
+        match outcome {
+            Ok(reply) => {
+                tally.latencies.push((t1 - t0).as_secs_f64() * 1000.0);
+                tally.batch_sum += reply
+                    .metadata()
+                    .get("tandem-batch-size")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(0);
+            }
+            Err(status) => {
+                tally.errors += 1;
+                if tally.first_error.is_none() {
+                    tally.first_error = Some(format!("{:?}: {}", status.code(), status.message()));
+                }
+            }
+        }
+    }
+}
+
+fn pct(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() as f64 * q) as usize).min(sorted.len() - 1)]
+}
+
+async fn run(args: Args) -> Result<serde_json::Value, BoxError> {
+    let inputs: Vec<Vec<u8>> = std::fs::read_to_string(&args.inputs)
+        .map_err(|e| format!("cannot read --inputs {}: {e}", args.inputs))?
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.as_bytes().to_vec())
+        .collect();
+    if inputs.is_empty() {
+        return Err(format!("--inputs {} holds no JSON lines", args.inputs).into());
+    }
+    let inputs = Arc::new(inputs);
+    let endpoint = Endpoint::from_shared(format!("http://{}", args.target))?
+        .tcp_nodelay(true)
+        .connect_timeout(Duration::from_secs(5));
+    let mut clients = Vec::new();
+    for _ in 0..args.connections.max(1) {
+        // One connect() per Channel: a separate HTTP/2 connection each.
+        let channel = endpoint
+            .connect()
+            .await
+            .map_err(|e| format!("cannot connect to {}: {e} (is the server up?)", args.target))?;
+        clients.push(
+            InferenceServiceClient::new(channel)
+                .max_decoding_message_size(64 << 20)
+                .max_encoding_message_size(64 << 20),
+        );
+    }
+    let cpu0 = cpu_seconds();
+    let start = Instant::now();
+    let measure_from = start + Duration::from_secs_f64(args.warmup);
+    let stop_at = measure_from + Duration::from_secs_f64(args.duration);
+    let tasks: Vec<_> = (0..args.concurrency)
+        .map(|i| {
+            tokio::spawn(user(
+                clients[i % clients.len()].clone(),
+                args.model.clone(),
+                inputs.clone(),
+                i,
+                args.concurrency,
+                measure_from,
+                stop_at,
+            ))
+        })
+        .collect();
+    let mut all = Tally::default();
+    for task in tasks {
+        let t = task.await?;
+        all.latencies.extend(t.latencies);
+        all.errors += t.errors;
+        all.total += t.total;
+        all.batch_sum += t.batch_sum;
+        all.first_error = all.first_error.or(t.first_error);
+    }
+    let cpu = cpu_seconds() - cpu0;
+    all.latencies.sort_by(f64::total_cmp);
+    Ok(serde_json::json!({
+        "n": all.latencies.len(),
+        "p50": pct(&all.latencies, 0.50),
+        "p99": pct(&all.latencies, 0.99),
+        "errors": all.errors,
+        "first_error": all.first_error,
+        "total": all.total,
+        "mean_batch": all.batch_sum as f64 / all.latencies.len().max(1) as f64,
+        "cpu_s": cpu,
+        "duration": args.duration,
+    }))
+}
+
+fn main() -> std::process::ExitCode {
+    let outcome = parse_args().and_then(|args| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(run(args))
+    });
+    match outcome {
+        Ok(report) => {
+            println!("{report}");
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("grpc_load: {e}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
