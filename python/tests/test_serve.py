@@ -130,7 +130,9 @@ def test_call_sees_client_deadline_and_trace(server: Server) -> None:
     )
     out = json.loads(reply.ok.data)
     assert reply.ok.codec == "json" and out["payload"] == {"x": 1}
-    assert 2.0 < out["remaining"] <= 5.0  # the client gave 5 s; the handler sees what is left
+    # The client gave 5 s; the handler sees what is left. gRPC core reads a cached clock, so the
+    # server's time_remaining() can run a few ms ahead of the client's (5.0085 s seen in CI).
+    assert 2.0 < out["remaining"] <= 5.05
     assert out["traceparent"] == tp
     reply = invoke(server.channel(), "echo", b"{}", traceparent="00-aa-bb-01", metadata=None)
     assert json.loads(reply.ok.data)["traceparent"] == "00-aa-bb-01"
