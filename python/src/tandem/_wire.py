@@ -19,8 +19,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from ._codec import _msgpack
 
@@ -58,8 +57,7 @@ class EndOfStream(Exception):
     """The stream ended cleanly between two frames."""
 
 
-@dataclass(frozen=True)
-class Frame:
+class Frame(NamedTuple):
     """One decoded frame."""
 
     type: int
@@ -72,14 +70,21 @@ class Frame:
         return TYPE_NAMES[self.type]
 
 
+_FRAME_HEAD = struct.Struct(">I2sBBHQ")
+_packer: Any = None
+
+
 def encode(type_: int, id_: int, body: dict[str, Any]) -> bytes:
     """Encodes one frame, length prefix included."""
-    packed = bytes(_msgpack().packb(body, use_bin_type=True))
-    return (
-        _PREFIX.pack(HEADER_LEN + len(packed))
-        + _HEADER.pack(MAGIC, VERSION, type_, 0, id_)
-        + packed
-    )
+    global _packer
+    if _packer is None:
+        _packer = _msgpack().Packer(use_bin_type=True)  # reused: packb builds one per call
+    try:
+        packed: bytes = _packer.pack(body)
+    except BaseException:
+        _packer.reset()  # a failed pack may leave partial bytes in the buffer
+        raise
+    return _FRAME_HEAD.pack(HEADER_LEN + len(packed), MAGIC, VERSION, type_, 0, id_) + packed
 
 
 def check_len(length: int, max_frame: int) -> int:
@@ -222,8 +227,7 @@ def error_body(*, kind: str, type: str, message: str, traceback: str) -> dict[st
     return {"kind": kind, "type": type, "message": message, "traceback": traceback}
 
 
-@dataclass(frozen=True)
-class Call:
+class Call(NamedTuple):
     """A call body, checked."""
 
     method: str

@@ -8,11 +8,11 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufRead, AsyncWriteExt, BufReader};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::UnixStream;
 use tokio::sync::watch;
@@ -41,30 +41,50 @@ pub(crate) struct WorkerConfig {
     pub(crate) start_timeout: Duration,
 }
 
-/// Pids of live workers, so that dropping the pool can kill them even without a runtime.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Registry(Arc<Mutex<HashSet<u32>>>);
+/// Called from a worker's reaper thread with its pid and exit status once it is reaped.
+pub(crate) type ExitHook = Arc<dyn Fn(u32, ExitStatus) + Send + Sync>;
+
+/// Pids of live workers, so that dropping the pool can kill them even without a runtime, and
+/// the hook that hears of every worker's exit.
+#[derive(Clone, Default)]
+pub(crate) struct Registry {
+    pids: Arc<Mutex<HashSet<u32>>>,
+    on_exit: Arc<OnceLock<ExitHook>>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("pids", &self.pids)
+            .finish_non_exhaustive()
+    }
+}
 
 impl Registry {
+    /// Sets the hook told of each worker's exit (the first call wins).
+    pub(crate) fn on_exit(&self, hook: ExitHook) {
+        let _ = self.on_exit.set(hook);
+    }
+
     fn insert(&self, pid: u32) {
-        if let Ok(mut s) = self.0.lock() {
+        if let Ok(mut s) = self.pids.lock() {
             s.insert(pid);
         }
     }
 
     fn contains(&self, pid: u32) -> bool {
-        self.0.lock().map(|s| s.contains(&pid)).unwrap_or(false)
+        self.pids.lock().map(|s| s.contains(&pid)).unwrap_or(false)
     }
 
     fn remove(&self, pid: u32) {
-        if let Ok(mut s) = self.0.lock() {
+        if let Ok(mut s) = self.pids.lock() {
             s.remove(&pid);
         }
     }
 
     /// SIGKILLs the process group of every registered worker.
     pub(crate) fn kill_all(&self) {
-        if let Ok(s) = self.0.lock() {
+        if let Ok(s) = self.pids.lock() {
             for &pid in s.iter() {
                 kill_group(pid);
             }
@@ -260,6 +280,7 @@ impl Worker {
         let (exit_tx, exit) = watch::channel(None);
         let reaped = Arc::new(AtomicBool::new(false));
         let reaped2 = reaped.clone();
+        let on_exit = registry.on_exit.clone();
         let reaper = std::thread::Builder::new()
             .name(format!("tandem-reap-{pid}"))
             .spawn(move || {
@@ -267,6 +288,9 @@ impl Worker {
                 reaped2.store(true, Ordering::SeqCst);
                 if let Ok(status) = status {
                     let _ = exit_tx.send(Some(status));
+                    if let Some(hook) = on_exit.get() {
+                        hook(pid, status);
+                    }
                 }
             });
         let stream = match reaper.map(|_| ()).and_then(|()| {
@@ -387,16 +411,28 @@ impl Worker {
         let _ = self.exit.wait_for(Option::is_some).await;
     }
 
-    /// Resolves when an idle worker needs replacing: it exited, closed its end of the wire, or
-    /// wrote bytes nobody asked for (a protocol violation that would otherwise fail the next,
-    /// innocent call). Cancel-safe: bytes already read stay buffered.
-    pub(crate) async fn idle_fault(&mut self) -> IdleFault {
-        tokio::select! {
-            _ = self.exit.wait_for(Option::is_some) => IdleFault::Exited,
-            r = self.reader.fill_buf() => match r {
-                Ok([]) | Err(_) => IdleFault::Exited,
-                Ok(bytes) => IdleFault::Unsolicited(bytes.len()),
-            },
+    /// Whether the process has exited (and been reaped).
+    pub(crate) fn has_exited(&self) -> bool {
+        self.exit.borrow().is_some()
+    }
+
+    /// Whether bytes the worker wrote sit unread in the buffer (none should between calls).
+    pub(crate) fn has_buffered(&self) -> bool {
+        !self.reader.buffer().is_empty()
+    }
+
+    /// Checks, without waiting, whether an idle worker needs replacing: it exited, closed its
+    /// end of the wire, or wrote bytes nobody asked for (a protocol violation that would
+    /// otherwise fail the next, innocent call). Bytes already read stay buffered.
+    /// Polls with `cx`, whose task is woken if bytes arrive later.
+    pub(crate) fn idle_fault(&mut self, cx: &mut std::task::Context<'_>) -> Option<IdleFault> {
+        if self.has_exited() {
+            return Some(IdleFault::Exited);
+        }
+        match std::pin::Pin::new(&mut self.reader).poll_fill_buf(cx) {
+            std::task::Poll::Pending => None,
+            std::task::Poll::Ready(Ok([]) | Err(_)) => Some(IdleFault::Exited),
+            std::task::Poll::Ready(Ok(bytes)) => Some(IdleFault::Unsolicited(bytes.len())),
         }
     }
 

@@ -1,10 +1,13 @@
 //! [`Pool`]: a supervised pool of persistent Python workers, each serving one call at a time.
 
 mod config;
+mod idle;
+mod lease;
+mod member;
 #[cfg(feature = "metrics")]
 mod observe;
-mod slot;
 mod state;
+mod supervisor;
 
 use std::fmt;
 use std::future::Future;
@@ -14,19 +17,17 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, JoinSet};
 
 pub use config::{PoolBuilder, DEFAULT_MAX_PAYLOAD, DEFAULT_START_TIMEOUT, DEFAULT_TIMEOUT};
 
-use self::slot::{Slot, SlotConfig};
-use self::state::{Job, Shared};
+use self::lease::Lease;
+use self::member::Member;
+use self::state::{Shared, Supervision};
+use self::supervisor::{Event, Supervisor};
 use crate::call::{Error, Request, Response, Transport};
 use crate::process::worker::{Registry, Worker};
-
-/// Extra time a caller waits past its deadline so the slot's richer `Timeout` (naming the
-/// worker) arrives first.
-const CALLER_GRACE: Duration = Duration::from_millis(100);
 
 /// A point-in-time view of a pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -93,14 +94,12 @@ pub struct Pool {
 
 struct Inner {
     app: String,
-    tx: Mutex<Option<mpsc::Sender<Job>>>,
     queue_limit: usize,
     max_payload: usize,
     timeout: Duration,
     methods: Vec<String>,
     shared: Arc<Shared>,
-    queue: slot::Queue,
-    slots: Mutex<Vec<JoinHandle<()>>>,
+    supervisor: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl fmt::Debug for Pool {
@@ -120,7 +119,12 @@ impl Pool {
 
     pub(crate) async fn start(b: PoolBuilder) -> Result<Pool, Error> {
         let wcfg = Arc::new(b.worker_config());
+        let (events, events_rx) = mpsc::unbounded_channel();
         let registry = Registry::default();
+        let exits = events.clone();
+        registry.on_exit(Arc::new(move |pid, status| {
+            let _ = exits.send(Event::Exited(pid, status));
+        }));
         let mut starting = JoinSet::new();
         for _ in 0..b.workers {
             let cfg = wcfg.clone();
@@ -161,34 +165,27 @@ impl Pool {
             .first()
             .map(|w| w.hello.methods.clone())
             .unwrap_or_default();
-        let queue_limit = b.queue_limit();
-        let (tx, rx) = mpsc::channel(queue_limit);
-        let queue = Arc::new(tokio::sync::Mutex::new(rx));
-        let shared = Arc::new(Shared::new(registry));
-        let slot_cfg = SlotConfig {
+        let supervision = Supervision {
             worker: wcfg,
             max_requests: b.max_requests,
             max_memory: b.max_memory,
             stop_grace: b.stop_grace,
         };
-        let slots = workers
-            .into_iter()
-            .map(|w| {
-                let slot = Slot::new(slot_cfg.clone(), shared.clone(), Arc::clone(&queue));
-                tokio::spawn(slot.run(w))
-            })
-            .collect();
+        let shared = Arc::new(Shared::new(supervision, registry, events));
+        let mut supervisor = Supervisor::new(shared.clone(), events_rx);
+        for w in workers {
+            supervisor.admit(Member::new(w, b.max_requests), None);
+        }
+        let queue_limit = b.queue_limit();
         let pool = Pool {
             inner: Arc::new(Inner {
                 app: b.app,
-                tx: Mutex::new(Some(tx)),
                 queue_limit,
                 max_payload: b.max_payload,
                 timeout: b.timeout,
                 methods,
                 shared,
-                queue,
-                slots: Mutex::new(slots),
+                supervisor: Mutex::new(Some(tokio::spawn(supervisor.run()))),
             }),
         };
         tracing::info!(app = %pool.inner.app, workers = b.workers, "pool ready");
@@ -224,62 +221,36 @@ impl Pool {
         if let Some(reason) = inner.shared.crash_loop() {
             return Err(Error::unavailable(Transport::Pool, req.method(), reason));
         }
-        let deadline = req
-            .metadata()
-            .deadline
-            .unwrap_or_else(|| Instant::now() + inner.timeout);
-        let method = req.method().to_owned();
-        if Instant::now() >= deadline {
+        let now = Instant::now();
+        let deadline = req.metadata().deadline.unwrap_or(now + inner.timeout);
+        if now >= deadline {
             return Err(Error::Timeout {
                 transport: Transport::Pool,
-                target: format!("{method} (deadline passed before the call was sent)"),
+                target: format!(
+                    "{} (deadline passed before the call was sent)",
+                    req.method()
+                ),
                 elapsed: Duration::ZERO,
             });
         }
-        let (reply, rx) = oneshot::channel();
-        let job = Job {
-            req,
-            deadline,
-            reply,
-        };
-        let sent = match inner.tx.lock() {
-            Ok(g) => match g.as_ref() {
-                Some(tx) => tx.try_send(job).map_err(|e| match e {
-                    mpsc::error::TrySendError::Full(_) => Error::Overloaded {
-                        transport: Transport::Pool,
-                        target: format!("{method} (queue of {})", inner.app),
-                        limit: inner.queue_limit,
-                    },
-                    mpsc::error::TrySendError::Closed(_) => shut_down(&method),
-                }),
-                None => Err(shut_down(&method)),
-            },
-            Err(_) => Err(shut_down(&method)),
-        };
-        sent?;
-        let started = Instant::now();
-        match tokio::time::timeout_at((deadline + CALLER_GRACE).into(), rx).await {
-            Ok(Ok(res)) => res,
-            Ok(Err(_)) => Err(shut_down(&method)),
-            Err(_) => Err(Error::Timeout {
-                transport: Transport::Pool,
-                target: format!("{method} (waited for an idle worker)"),
-                elapsed: started.elapsed(),
-            }),
+        if inner.shared.is_closing() {
+            return Err(shut_down(req.method()));
         }
+        let want = lease::Want {
+            method: req.method(),
+            deadline,
+            queue_limit: inner.queue_limit,
+            app: &inner.app,
+        };
+        let member = lease::checkout(&inner.shared, &want).await?;
+        Lease::new(member, &inner.shared).run(req, deadline).await
     }
 
     /// Current counts of workers, busy and idle workers, queued calls, restarts and recycles.
     pub fn stats(&self) -> PoolStats {
         let s = &self.inner.shared;
         let (workers, busy) = s.workers_busy();
-        let queued = self
-            .inner
-            .tx
-            .lock()
-            .ok()
-            .and_then(|g| g.as_ref().map(|tx| tx.max_capacity() - tx.capacity()))
-            .unwrap_or(0);
+        let queued = s.waiting.load(Ordering::SeqCst);
         PoolStats {
             workers,
             busy,
@@ -298,22 +269,32 @@ impl Pool {
     /// Stops accepting calls, lets in-flight and queued calls finish, then stops every worker
     /// (shutdown frame and EOF, SIGKILL after the stop grace) and reaps it.
     pub async fn shutdown(&self) {
-        let inner = &self.inner;
-        inner.shared.closing.send_replace(true);
-        if let Ok(mut g) = inner.tx.lock() {
-            g.take();
+        let shared = &self.inner.shared;
+        shared.closing.send_replace(true);
+        loop {
+            let settled = shared.settled.notified();
+            tokio::pin!(settled);
+            settled.as_mut().enable();
+            let busy = shared.busy.load(Ordering::SeqCst);
+            let waiting = shared.waiting.load(Ordering::SeqCst);
+            let live = shared.live.load(Ordering::SeqCst);
+            // Queued calls still get served while a worker is alive to serve them.
+            if busy == 0 && (waiting == 0 || live == 0) {
+                break;
+            }
+            settled.await;
         }
-        let slots = match inner.slots.lock() {
-            Ok(mut g) => std::mem::take(&mut *g),
-            Err(_) => Vec::new(),
-        };
-        for s in slots {
+        // Callers still queued (no worker left to serve them) get `Unavailable`.
+        let mut stopping = JoinSet::new();
+        for mut member in shared.idle.close() {
+            let grace = shared.cfg.stop_grace;
+            stopping.spawn(async move { member.worker.stop(grace).await });
+        }
+        while stopping.join_next().await.is_some() {}
+        shared.tell(Event::Stop);
+        let supervisor = self.inner.supervisor.lock().ok().and_then(|mut g| g.take());
+        if let Some(s) = supervisor {
             let _ = s.await;
-        }
-        // Slots that were waiting out a restart backoff left calls in the queue: answer them.
-        let mut rx = inner.queue.lock().await;
-        while let Ok(job) = rx.try_recv() {
-            let _ = job.reply.send(Err(shut_down(job.req.method())));
         }
     }
 }
@@ -329,16 +310,15 @@ fn shut_down(method: &str) -> Error {
 impl Drop for Inner {
     fn drop(&mut self) {
         self.shared.closing.send_replace(true);
-        if let Ok(mut g) = self.tx.lock() {
-            g.take();
-        }
-        if let Ok(mut g) = self.slots.lock() {
-            for s in g.drain(..) {
+        drop(self.shared.idle.close());
+        self.shared.tell(Event::Stop);
+        if let Ok(mut g) = self.supervisor.lock() {
+            if let Some(s) = g.take() {
                 s.abort();
             }
         }
-        // The aborted slots drop their workers (whose Drop kills them too), but the runtime
-        // may already be gone: kill every process group here as well.
+        // Workers still starting or stopping are dropped with the aborted supervisor (their
+        // Drop kills them too), but the runtime may already be gone: kill every group here.
         self.shared.registry.kill_all();
     }
 }

@@ -1,33 +1,46 @@
-//! State shared between the pool handle and its worker slots: counters, the crash-loop flag,
-//! the methods from the handshake, and the queue of calls waiting for an idle worker.
+//! State shared by the pool handle, its callers and its supervisor: the idle workers, counters,
+//! the crash-loop flag, and the channel to the supervisor.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Mutex;
-use std::time::Instant;
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{mpsc, watch, Notify};
 
-use crate::call::{Error, Request, Response};
-use crate::process::worker::Registry;
+use super::idle::IdleSet;
+use super::supervisor::Event;
+use crate::process::worker::{Registry, WorkerConfig};
 
-/// One call waiting for, or running on, a worker.
-#[derive(Debug)]
-pub(crate) struct Job {
-    pub(crate) req: Request,
-    pub(crate) deadline: Instant,
-    pub(crate) reply: oneshot::Sender<Result<Response, Error>>,
+/// How workers are started, recycled and stopped.
+#[derive(Debug, Clone)]
+pub(crate) struct Supervision {
+    pub(crate) worker: Arc<WorkerConfig>,
+    pub(crate) max_requests: Option<u64>,
+    pub(crate) max_memory: Option<u64>,
+    pub(crate) stop_grace: Duration,
 }
 
-/// Counters and flags every slot updates and [`Pool::stats`](super::Pool::stats) reads.
+/// Counters and flags that callers and the supervisor update and
+/// [`Pool::stats`](super::Pool::stats) reads.
 #[derive(Debug)]
 pub(crate) struct Shared {
+    pub(crate) idle: IdleSet,
+    pub(crate) events: mpsc::UnboundedSender<Event>,
+    pub(crate) cfg: Supervision,
+    /// Ready workers in rotation (idle or busy), not counting retiring ones.
     pub(crate) live: AtomicUsize,
     pub(crate) busy: AtomicUsize,
+    /// Callers waiting for an idle worker.
+    pub(crate) waiting: AtomicUsize,
     pub(crate) restarts: AtomicU64,
     pub(crate) recycled: AtomicU64,
+    /// Worker deaths since a call last succeeded (sets the pause before a replacement).
+    pub(crate) crash_streak: AtomicU32,
     crash_loop: Mutex<Option<String>>,
     pub(crate) registry: Registry,
     pub(crate) closing: watch::Sender<bool>,
+    /// Told when a call ends or a worker dies while the pool is closing.
+    pub(crate) settled: Notify,
     /// Kept up to date as workers start, stop, take and finish calls ([`Pool::instrument`]).
     ///
     /// [`Pool::instrument`]: super::Pool::instrument
@@ -36,15 +49,25 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn new(registry: Registry) -> Self {
+    pub(crate) fn new(
+        cfg: Supervision,
+        registry: Registry,
+        events: mpsc::UnboundedSender<Event>,
+    ) -> Self {
         Self {
+            idle: IdleSet::new(),
+            events,
+            cfg,
             live: AtomicUsize::new(0),
             busy: AtomicUsize::new(0),
+            waiting: AtomicUsize::new(0),
             restarts: AtomicU64::new(0),
             recycled: AtomicU64::new(0),
+            crash_streak: AtomicU32::new(0),
             crash_loop: Mutex::new(None),
             registry,
             closing: watch::channel(false).0,
+            settled: Notify::new(),
             #[cfg(feature = "metrics")]
             metrics: Mutex::new(None),
         }
@@ -85,6 +108,19 @@ impl Shared {
 
     pub(crate) fn is_closing(&self) -> bool {
         *self.closing.borrow()
+    }
+
+    /// Wakes a shutdown waiting for in-flight calls to end.
+    pub(crate) fn settle(&self) {
+        if self.is_closing() {
+            self.settled.notify_waiters();
+        }
+    }
+
+    /// Tells the supervisor; a stopped supervisor drops the event (and any worker in it,
+    /// whose `Drop` kills its process group).
+    pub(crate) fn tell(&self, event: Event) {
+        let _ = self.events.send(event);
     }
 
     pub(crate) fn set_crash_loop(&self, reason: Option<String>) {
