@@ -27,6 +27,8 @@ _JSON_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
 _JSON_DECODE = json.JSONDecoder().decode
+# Values the JSON encoder takes as they are (containers are checked as it walks them).
+_JSON_PLAIN = frozenset({dict, list, str, int, float, bool, type(None)})
 
 
 class CodecError(ValueError):
@@ -36,14 +38,20 @@ class CodecError(ValueError):
 CodecError.__module__ = "tandem"  # re-exported as tandem.CodecError
 
 
+_msgpack_module: Any = None
+
+
 def _msgpack() -> Any:
-    try:
-        import msgpack
-    except ImportError as exc:  # pragma: no cover - msgpack is a base dependency
-        raise CodecError(
-            "the msgpack codec needs the msgpack package: pip install msgpack"
-        ) from exc
-    return msgpack
+    global _msgpack_module
+    if _msgpack_module is None:
+        try:
+            import msgpack
+        except ImportError as exc:  # pragma: no cover - msgpack is a base dependency
+            raise CodecError(
+                "the msgpack codec needs the msgpack package: pip install msgpack"
+            ) from exc
+        _msgpack_module = msgpack
+    return _msgpack_module
 
 
 def check_codec(name: str) -> CodecName:
@@ -77,6 +85,11 @@ def decode(codec: str, data: bytes) -> Any:
 
 def encode(codec: str, value: Any) -> bytes:
     """Encodes ``value`` with ``codec``; raw accepts bytes-like values only."""
+    if codec == "json" and type(value) in _JSON_PLAIN:
+        try:
+            return _JSON_ENCODER.encode(value).encode()  # the common case
+        except Exception:
+            pass  # the full path below says what does not encode
     codec = check_codec(codec)
     try:
         if codec == "raw":

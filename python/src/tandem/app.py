@@ -46,6 +46,9 @@ __all__ = ["App", "AppState", "Context", "Handler"]
 
 _log = logging.getLogger("tandem.app")
 
+# Results that cannot be awaitable: checked before the slower inspect.isawaitable.
+_PLAIN = frozenset({dict, list, str, bytes, int, float, bool, type(None), tuple})
+
 Handler = Callable[..., Any]
 F = TypeVar("F", bound=Handler)
 Hook = Callable[[], Any]
@@ -258,7 +261,7 @@ class App:
             self._state = AppState.CLOSED
 
     def _run_sync(self, result: Any) -> Any:
-        if not inspect.isawaitable(result):
+        if type(result) in _PLAIN or not inspect.isawaitable(result):
             return result
         if self._loop is None:
             import asyncio  # lazily: asyncio costs ~70 ms of start-up, and sync apps never need it
