@@ -51,8 +51,14 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let inner = service_fn(|_req: Request| async { Ok::<_, Error>(Response::default()) });
     let registry = Registry::new();
+    // `GUARD_BENCH_POOL_ONLY=1` runs only the pool comparison (for profiling it).
+    #[cfg(feature = "process")]
+    if std::env::var_os("GUARD_BENCH_POOL_ONLY").is_some() {
+        pool::compare(&rt, &registry);
+        return;
+    }
+    let inner = service_fn(|_req: Request| async { Ok::<_, Error>(Response::default()) });
     let policy = Policy::new("bench", Transport::Pool)
         .fallback(|_, _| Some(Response::new(Payload::raw("degraded"))));
     let observed = policy.clone().observer(Arc::new(registry.clone()));
@@ -63,21 +69,34 @@ fn main() {
     let mut metered = observed.layer().layer(inner);
     let mut traced = TraceLayer::new().layer(observed.layer().layer(inner));
 
-    let mut results: [Vec<f64>; 4] = Default::default();
+    // A call that is still pending when first polled (as every real transport call is): every
+    // layer's future is polled twice and the timeout registers its timer.
+    let pending = service_fn(|_req: Request| async {
+        tokio::task::yield_now().await;
+        Ok::<_, Error>(Response::default())
+    });
+    let mut bare_pending = pending;
+    let mut metered_pending = observed.layer().layer(pending);
+
+    let mut results: [Vec<f64>; 6] = Default::default();
     rt.block_on(async {
         // Warm up every path (allocator, label maps), then interleave the rounds.
         run(&mut bare, &req).await;
         run(&mut guarded, &req).await;
         run(&mut metered, &req).await;
         run(&mut traced, &req).await;
+        run(&mut bare_pending, &req).await;
+        run(&mut metered_pending, &req).await;
         for _ in 0..ROUNDS {
             results[0].push(ns_per_call(run(&mut bare, &req).await));
             results[1].push(ns_per_call(run(&mut guarded, &req).await));
             results[2].push(ns_per_call(run(&mut metered, &req).await));
             results[3].push(ns_per_call(run(&mut traced, &req).await));
+            results[4].push(ns_per_call(run(&mut bare_pending, &req).await));
+            results[5].push(ns_per_call(run(&mut metered_pending, &req).await));
         }
     });
-    let [bare, guarded, metered, traced] = results.map(median);
+    let [bare, guarded, metered, traced, bare_pending, metered_pending] = results.map(median);
     println!("| stack | ns/call (median of {ROUNDS} × {CALLS}) | added vs bare | ratio |");
     println!("|---|---:|---:|---:|");
     for (name, v) in [
@@ -91,6 +110,12 @@ fn main() {
     ] {
         println!("| {name} | {v:.0} | {:.0} | {:.1}× |", v - bare, v / bare);
     }
+    println!("| bare inner call, pending once | {bare_pending:.0} | 0 | 1.0× |");
+    println!(
+        "| guard policy + metrics, pending once | {metered_pending:.0} | {:.0} | {:.1}× |",
+        metered_pending - bare_pending,
+        metered_pending / bare_pending
+    );
     #[cfg(feature = "otel")]
     otel_row(&rt, &req, bare);
     #[cfg(feature = "process")]
@@ -163,16 +188,82 @@ mod pool {
     const POOL_ROUNDS: usize = 21;
     const APP: &str = "import tandem\napp = tandem.App('bench')\n\n@app.handler('echo')\ndef echo(p):\n    return p\n";
 
-    async fn run_n<S>(svc: &mut S, req: &Request) -> f64
+    /// CPU time of this thread so far, in ns (`/proc/thread-self/schedstat`): the runtime's
+    /// thread, where the caller, the layers and the pool's socket I/O all run.
+    fn cpu_ns() -> f64 {
+        let stat = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap();
+        stat.split_whitespace().next().unwrap().parse().unwrap()
+    }
+
+    /// Wall and CPU ns per call over `POOL_CALLS` sequential calls.
+    async fn run_n<S>(svc: &mut S, req: &Request) -> (f64, f64)
     where
         S: Service<Request, Response = Response, Error = Error>,
     {
-        let start = Instant::now();
+        let (start, cpu) = (Instant::now(), cpu_ns());
         for _ in 0..POOL_CALLS {
             let resp = svc.ready().await.unwrap().call(req.clone()).await.unwrap();
             black_box(resp);
         }
-        start.elapsed().as_nanos() as f64 / f64::from(POOL_CALLS)
+        let n = f64::from(POOL_CALLS);
+        (start.elapsed().as_nanos() as f64 / n, (cpu_ns() - cpu) / n)
+    }
+
+    /// Medians over paired rounds of `bare` and `other`.
+    struct Paired {
+        bare_wall: f64,
+        other_wall: f64,
+        wall_added: f64,
+        bare_cpu: f64,
+        cpu_added: f64,
+    }
+
+    /// Pairs of adjacent rounds (bare, then the other, alternating which goes first) see the
+    /// same machine; the median of the pairs' differences is the added cost, far less noisy
+    /// than the difference of two medians of ~40 µs calls. Wall time also carries the Python
+    /// workers' scheduling noise; this thread's CPU time per call does not, and the stack's
+    /// cost is CPU spent here.
+    async fn paired<A, B>(bare: &mut A, other: &mut B, req: &Request) -> Paired
+    where
+        A: Service<Request, Response = Response, Error = Error>,
+        B: Service<Request, Response = Response, Error = Error>,
+    {
+        run_n(bare, req).await;
+        run_n(other, req).await;
+        let (mut b, mut o, mut added, mut b_cpu, mut cpu_added) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for round in 0..POOL_ROUNDS {
+            let (x, y) = if round % 2 == 0 {
+                let x = run_n(bare, req).await;
+                (x, run_n(other, req).await)
+            } else {
+                let y = run_n(other, req).await;
+                (run_n(bare, req).await, y)
+            };
+            b.push(x.0);
+            o.push(y.0);
+            added.push(y.0 - x.0);
+            b_cpu.push(x.1);
+            cpu_added.push(y.1 - x.1);
+        }
+        Paired {
+            bare_wall: median(b),
+            other_wall: median(o),
+            wall_added: median(added),
+            bare_cpu: median(b_cpu),
+            cpu_added: median(cpu_added),
+        }
+    }
+
+    fn print_row(name: &str, p: &Paired) {
+        println!(
+            "| {name} | {:.0} | {:.0} | {:.1} % | {:.0} | {:.0} |",
+            p.other_wall,
+            p.wall_added,
+            p.wall_added / p.bare_wall * 100.0,
+            p.bare_cpu + p.cpu_added,
+            p.cpu_added
+        );
     }
 
     pub(super) fn compare(rt: &tokio::runtime::Runtime, registry: &Registry) {
@@ -193,33 +284,34 @@ mod pool {
             let mut bare = pool.clone();
             let mut guarded = MetricsLayer::new(registry, Transport::Pool)
                 .layer(policy.layer().layer(pool.clone()));
-            run_n(&mut bare, &req).await;
-            run_n(&mut guarded, &req).await;
-            // Pairs of adjacent rounds (bare, then guarded, alternating which goes first) see
-            // the same machine; the median of the pairs' differences is the added cost, far less
-            // noisy than the difference of two medians of ~65 µs calls.
-            let (mut b, mut g, mut added) = (Vec::new(), Vec::new(), Vec::new());
-            for round in 0..POOL_ROUNDS {
-                let (x, y) = if round % 2 == 0 {
-                    let x = run_n(&mut bare, &req).await;
-                    (x, run_n(&mut guarded, &req).await)
-                } else {
-                    let y = run_n(&mut guarded, &req).await;
-                    (run_n(&mut bare, &req).await, y)
-                };
-                b.push(x);
-                g.push(y);
-                added.push(y - x);
-            }
-            let (b, g, added) = (median(b), median(g), median(added));
+            let p = paired(&mut bare, &mut guarded, &req).await;
             println!();
-            println!("| pool echo 100 B, 2 workers, concurrency 1 | ns/call (median of {POOL_ROUNDS} × {POOL_CALLS}) | added (median of paired rounds) | added % |");
-            println!("|---|---:|---:|---:|");
-            println!("| bare pool call | {b:.0} | 0 | 0.0 % |");
+            println!("| pool echo 100 B, 2 workers, concurrency 1 | wall ns/call (median of {POOL_ROUNDS} × {POOL_CALLS}) | wall added (median of paired rounds) | added % | Rust CPU ns/call | CPU added (median of pairs) |");
+            println!("|---|---:|---:|---:|---:|---:|");
             println!(
-                "| Policy + MetricsLayer over the pool | {g:.0} | {added:.0} | {:.1} % |",
-                added / b * 100.0
+                "| bare pool call | {:.0} | 0 | 0.0 % | {:.0} | 0 |",
+                p.bare_wall, p.bare_cpu
             );
+            print_row("Policy + MetricsLayer over the pool", &p);
+            if std::env::var_os("GUARD_BENCH_DETAIL").is_some() {
+                use tandem::guard::TimeoutLayer;
+                let mut timeout = TimeoutLayer::new(Transport::Pool, Duration::from_secs(1))
+                    .layer(pool.clone());
+                print_row(
+                    "TimeoutLayer alone",
+                    &paired(&mut bare, &mut timeout, &req).await,
+                );
+                let mut policy_only = policy.layer().layer(pool.clone());
+                print_row(
+                    "Policy alone",
+                    &paired(&mut bare, &mut policy_only, &req).await,
+                );
+                let mut metrics_only = MetricsLayer::new(registry, Transport::Pool).layer(pool.clone());
+                print_row(
+                    "MetricsLayer alone",
+                    &paired(&mut bare, &mut metrics_only, &req).await,
+                );
+            }
             pool.shutdown().await;
         });
         let _ = std::fs::remove_dir_all(&dir);
