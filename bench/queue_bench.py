@@ -3,9 +3,14 @@ latency at low load, for tandem's consumer (1 and 2 processes), the naive consum
 reference architecture and Celery (Redis broker, solo pool), all in one run on one private
 redis-server.
 
+    cargo build --release -p tandem --all-features --example queue_load
     .venv/bin/python bench/queue_bench.py [--tasks 20000] [--latency-tasks 300] [--no-celery]
 
-Writes bench/results/queue.md. Needs redis-server and `pip install -e 'python[dev,bench]'`.
+The throughput rounds publish with the product's Rust producer (``crates/tandem/examples/
+queue_load.rs``, ``Producer::publish_batch`` of 1000): a redis-py producer spends about 18 µs
+CPU per task on the two cores the consumers need (``--python-producer`` measures that way).
+Latency probes are published one at a time from here. Writes bench/results/queue.md. Needs
+redis-server and `pip install -e 'python[dev,bench]'`.
 """
 
 from __future__ import annotations
@@ -63,8 +68,9 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 class Stream:
     """A consumer of the tandem stream format (tandem itself or the naive baseline)."""
 
-    def __init__(self, r: Any, url: str, cmd: list[str]) -> None:
+    def __init__(self, r: Any, url: str, cmd: list[str], producer: Path | None) -> None:
         self.r, self.stream, self.sent = r, "bench", 0
+        self.url, self.producer = url, producer
         env = {**os.environ, "BENCH_REDIS": url, "PYTHONPATH": str(HERE)}
         self.proc = subprocess.Popen(
             cmd,
@@ -78,6 +84,12 @@ class Stream:
     def publish(
         self, n: int, method: str = "noop", payload: Callable[[], Any] | None = None
     ) -> None:
+        if self.producer is not None and payload is None:
+            cmd = [str(self.producer), "--url", self.url, "--stream", self.stream]
+            cmd += ["--group", "g", "--count", str(n), "--method", method]
+            subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+            self.sent += n
+            return
         pipe = self.r.pipeline(transaction=False)
         for i in range(n):
             body = b'{"t": %r}' % payload() if payload else b"{}"
@@ -176,7 +188,30 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3, help="throughput rounds; the best counts")
     ap.add_argument("--no-celery", action="store_true")
     ap.add_argument("--out", default=str(HERE / "results" / "queue.md"))
+    ap.add_argument(
+        "--producer",
+        type=Path,
+        default=Path(os.environ.get("CARGO_TARGET_DIR") or HERE.parent / "target")
+        / "release"
+        / "examples"
+        / "queue_load",
+        help="the Rust producer (cargo build --release -p tandem --all-features "
+        "--example queue_load)",
+    )
+    ap.add_argument(
+        "--python-producer",
+        action="store_true",
+        help="publish the throughput rounds with redis-py from this process instead",
+    )
     args = ap.parse_args()
+    producer = None if args.python_producer else args.producer
+    if producer is not None and not producer.exists():
+        sys.stderr.write(
+            f"{producer} is missing: build it with cargo build --release -p tandem "
+            "--all-features --example queue_load (or pass --producer PATH, or "
+            "--python-producer)\n"
+        )
+        return 2
     data = Path(tempfile.mkdtemp(prefix="tandem-bench-redis-"))
     port = free_port()
     server = subprocess.Popen(
@@ -216,17 +251,17 @@ def main() -> int:
     runs: list[tuple[str, Callable[[], Any], int]] = [
         (
             "tandem consume, 1 process",
-            lambda: Stream(r, url, [*consume, "--processes", "1"]),
+            lambda: Stream(r, url, [*consume, "--processes", "1"], producer),
             args.tasks,
         ),
         (
             "tandem consume, 2 processes",
-            lambda: Stream(r, url, [*consume, "--processes", "2"]),
+            lambda: Stream(r, url, [*consume, "--processes", "2"], producer),
             args.tasks,
         ),
         (
             "naive consumer (COUNT 10, XACK each)",
-            lambda: Stream(r, url, naive),
+            lambda: Stream(r, url, naive, producer),
             args.tasks,
         ),
     ]
@@ -274,8 +309,11 @@ def write(args: Any, results: list[tuple[str, int, dict[str, float]]]) -> None:
         "# Queue benchmark",
         "",
         (
-            f"Command: `.venv/bin/python bench/queue_bench.py --tasks {args.tasks} "
-            f"--celery-tasks {args.celery_tasks} --latency-tasks {args.latency_tasks} --rounds {args.rounds}`"
+            "Command: `cargo build --release -p tandem --all-features --example queue_load && "
+            f".venv/bin/python bench/queue_bench.py --tasks {args.tasks} "
+            f"--celery-tasks {args.celery_tasks} --latency-tasks {args.latency_tasks} --rounds {args.rounds}"
+            + (" --python-producer" if args.python_producer else "")
+            + "`"
         ),
         "",
         (
@@ -285,7 +323,13 @@ def write(args: Any, results: list[tuple[str, int, dict[str, float]]]) -> None:
         ),
         "",
         (
-            "Throughput: N tasks XADDed (pipelined, 1000 per round trip) while the consumer runs, "
+            "Throughput: N tasks XADDed ("
+            + (
+                "by redis-py from the bench process"
+                if args.python_producer
+                else "by the Rust producer, `Producer::publish_batch` of 1000"
+            )
+            + ", pipelined, 1000 per round trip) while the consumer runs, "
             "timed until every task was handled and acknowledged; best of the rounds. Latency: one task every 5 ms, "
             "from enqueue (producer clock) to handler start (handler clock, same host)."
         ),
