@@ -27,7 +27,9 @@ use tandem::proto::inference::inference_service_client::InferenceServiceClient;
 use tandem::proto::inference::PredictRequest;
 use tonic::transport::{Channel, Endpoint};
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+mod support;
+
+use support::BoxError;
 
 #[derive(Debug)]
 struct Args {
@@ -41,17 +43,7 @@ struct Args {
 }
 
 fn parse_args() -> Result<Args, BoxError> {
-    let mut map: HashMap<String, String> = HashMap::new();
-    let mut it = std::env::args().skip(1);
-    while let Some(key) = it.next() {
-        let name = key
-            .strip_prefix("--")
-            .ok_or_else(|| format!("unexpected argument {key:?}; options are --name value"))?;
-        let value = it
-            .next()
-            .ok_or_else(|| format!("option --{name} needs a value"))?;
-        map.insert(name.to_owned(), value);
-    }
+    let map = support::options()?;
     let take = |name: &str, default: Option<&str>| -> Result<String, BoxError> {
         map.get(name)
             .cloned()
@@ -67,20 +59,6 @@ fn parse_args() -> Result<Args, BoxError> {
         warmup: take("warmup", Some("1.5"))?.parse()?,
         duration: take("duration", Some("5"))?.parse()?,
     })
-}
-
-/// User + system CPU seconds of this process (`/proc/self/stat`, in USER_HZ = 100 ticks).
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let tick = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (tick(11) + tick(12)) / 100.0
 }
 
 #[derive(Debug, Default)]
@@ -176,7 +154,7 @@ async fn run(args: Args) -> Result<serde_json::Value, BoxError> {
                 .max_encoding_message_size(64 << 20),
         );
     }
-    let cpu0 = cpu_seconds();
+    let cpu0 = support::cpu_seconds();
     let start = Instant::now();
     let measure_from = start + Duration::from_secs_f64(args.warmup);
     let stop_at = measure_from + Duration::from_secs_f64(args.duration);
@@ -202,7 +180,7 @@ async fn run(args: Args) -> Result<serde_json::Value, BoxError> {
         all.batch_sum += t.batch_sum;
         all.first_error = all.first_error.or(t.first_error);
     }
-    let cpu = cpu_seconds() - cpu0;
+    let cpu = support::cpu_seconds() - cpu0;
     all.latencies.sort_by(f64::total_cmp);
     Ok(serde_json::json!({
         "n": all.latencies.len(),

@@ -15,46 +15,18 @@
 //! (this process's user + system CPU seconds).
 #![allow(clippy::print_stdout, missing_docs)]
 
-use std::collections::HashMap;
 use std::time::Instant;
 
 use tandem::queue::Producer;
 use tandem::{Payload, Request};
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+mod support;
 
-fn parse_args() -> Result<HashMap<String, String>, BoxError> {
-    let mut map = HashMap::new();
-    let mut it = std::env::args().skip(1);
-    while let Some(key) = it.next() {
-        let name = key
-            .strip_prefix("--")
-            .ok_or_else(|| format!("unexpected argument {key:?}; options are --name value"))?;
-        let value = it
-            .next()
-            .ok_or_else(|| format!("option --{name} needs a value"))?;
-        map.insert(name.to_owned(), value);
-    }
-    Ok(map)
-}
-
-/// User + system CPU seconds of this process, from `/proc/self/stat` (clock ticks of 10 ms).
-fn cpu_s() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<f64> = rest
-        .split_whitespace()
-        .skip(11)
-        .take(2)
-        .filter_map(|v| v.parse().ok())
-        .collect();
-    f.iter().sum::<f64>() / 100.0
-}
+use support::BoxError;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), BoxError> {
-    let args = parse_args()?;
+    let args = support::options()?;
     let get = |name: &str| {
         args.get(name)
             .cloned()
@@ -80,7 +52,7 @@ async fn main() -> Result<(), BoxError> {
     let seconds = started.elapsed().as_secs_f64();
     println!(
         "{{\"published\": {published}, \"seconds\": {seconds:.6}, \"cpu_s\": {:.3}}}",
-        cpu_s()
+        support::cpu_seconds()
     );
     Ok(())
 }
