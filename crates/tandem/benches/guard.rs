@@ -185,7 +185,7 @@ mod pool {
 
     const POOL_CALLS: u32 = 3_000;
     /// Paired rounds of the pool comparison.
-    const POOL_ROUNDS: usize = 21;
+    const POOL_ROUNDS: usize = 41;
     const APP: &str = "import tandem\napp = tandem.App('bench')\n\n@app.handler('echo')\ndef echo(p):\n    return p\n";
 
     /// CPU time of this thread so far, in ns (`/proc/thread-self/schedstat`): the runtime's
