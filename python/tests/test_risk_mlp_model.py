@@ -146,3 +146,15 @@ def test_weights_for_other_features_are_refused(tmp_path: Path) -> None:
     write_npz(tmp_path / "w.npz", {**meta, "features": ["amount"]}, arrays)
     with pytest.raises(ValueError, match="regenerate them"):
         RiskMlpModel(weights=tmp_path / "w.npz").load()
+
+
+def test_served_layout_matches_the_training_forward_pass(model: RiskMlpModel) -> None:
+    from tandem.models.risk_mlp import _Network, forward, read_weights
+
+    _, arrays = read_weights(
+        (Path(__file__).parents[1] / "src/tandem/models/data/risk_mlp_v1.npz").read_bytes()
+    )
+    net = _Network(arrays)
+    z = np.random.default_rng(1).standard_normal((64, len(FEATURES)))
+    for n in (1, 2, 3, 4, 17, 64):
+        np.testing.assert_allclose(net.logits(z[:n]), forward(arrays, z[:n]), rtol=1e-4, atol=1e-4)

@@ -35,7 +35,8 @@ PARAMS: tuple[str, ...] = ("w1", "b1", "w2", "b2", "w3", "b3")
 
 
 def forward(params: Mapping[str, Any], z: Any) -> Any:
-    """The logits (float32, shape ``(n,)``) of standardised features ``z`` (``(n, 16)``)."""
+    """The logits (float32, shape ``(n,)``) of standardised features ``z`` (``(n, 16)``),
+    with the weights as stored (``w1`` is ``(16, H)``, ``w2`` is ``(H, H)``)."""
     import numpy as np
 
     h = z.astype(np.float32, copy=False) @ params["w1"]
@@ -45,6 +46,43 @@ def forward(params: Mapping[str, Any], z: Any) -> Any:
     h2 += params["b2"]
     np.maximum(h2, 0.0, out=h2)
     return h2 @ params["w3"] + params["b3"]
+
+
+class _Network:
+    """The MLP laid out for serving: transposed weights, so a batch of n payments is
+    ``W2.T (H x H) @ h (H x n)``; OpenBLAS (numpy's wheels) runs that 15-35 % faster than
+    ``h (n x H) @ W2`` for n from 2 to 64. Batches of 2 or 3 go one payment at a time: its
+    small-n matrix product costs more than that many matrix-vector products."""
+
+    def __init__(self, params: Mapping[str, Any]) -> None:
+        import numpy as np
+
+        self.w1t = np.ascontiguousarray(params["w1"].T)
+        self.b1 = np.ascontiguousarray(params["b1"][:, None])
+        self.w2t = np.ascontiguousarray(params["w2"].T)
+        self.b2 = np.ascontiguousarray(params["b2"][:, None])
+        self.w3 = params["w3"]
+        self.b3 = params["b3"]
+
+    def logits(self, z: Any) -> Any:
+        """Like :func:`forward` (same logits to float32 rounding)."""
+        import numpy as np
+
+        z = z.astype(np.float32)
+        if 1 < len(z) < 4:
+            return np.concatenate([self._columns(z[i : i + 1]) for i in range(len(z))])
+        return self._columns(z)
+
+    def _columns(self, z: Any) -> Any:
+        import numpy as np
+
+        h = self.w1t @ z.T
+        h += self.b1
+        np.maximum(h, 0.0, out=h)
+        h2 = self.w2t @ h
+        h2 += self.b2
+        np.maximum(h2, 0.0, out=h2)
+        return self.w3 @ h2 + self.b3
 
 
 def read_weights(data: bytes) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -76,7 +114,7 @@ class RiskMlpModel(PaymentModel):
         super().__init__()
         self._path = weights
         self.meta: dict[str, Any] = {}
-        self._params: dict[str, Any] = {}
+        self._net: _Network | None = None
         self._mean: Any = None
         self._std: Any = None
 
@@ -93,7 +131,7 @@ class RiskMlpModel(PaymentModel):
                 f"{list(FEATURES)}: regenerate them with python -m tandem.models.train"
             )
         self.meta = meta
-        self._params = {k: arrays[k] for k in PARAMS}
+        self._net = _Network(arrays)
         self._mean = arrays["mean"]
         self._std = arrays["std"]
         self._review = float(meta["thresholds"]["review"])
@@ -103,8 +141,10 @@ class RiskMlpModel(PaymentModel):
         """The fraud probabilities (float64, shape ``(n,)``) of prepared rows."""
         import numpy as np
 
+        if self._net is None:
+            raise RuntimeError("RiskMlpModel.load() was not called")
         z = (self.features(rows) - self._mean) / self._std
-        logits = forward(self._params, z).astype(np.float64)
+        logits = self._net.logits(z).astype(np.float64)
         return 1.0 / (1.0 + np.exp(-logits))
 
     def results(self, rows: Sequence[tuple[float, ...]]) -> list[dict[str, Any]]:
