@@ -205,8 +205,9 @@ def run_load(
     total = max(1, r["total"])
     return {
         "rps": r["n"] / args.duration,
-        "p50": r["p50"],
-        "p99": r["p99"],
+        # None when no call completed inside the measured window
+        "p50": float("nan") if r["p50"] is None else r["p50"],
+        "p99": float("nan") if r["p99"] is None else r["p99"],
         "errors": r["errors"],
         "first_error": r["first_error"],
         "n": r["n"],
