@@ -1,7 +1,10 @@
 """The naive design the grpc benchmark compares against: one grpcio process, a
-``ThreadPoolExecutor(max_workers=10)``, the risk model called once per request.
+``ThreadPoolExecutor(max_workers=10)``, the model called once per request.
 
-    python bench/grpc_naive_server.py --port 50061
+    python bench/grpc_naive_server.py --port 50061 [--model risk|risk_mlp]
+
+It serves one bundled model (``--model``, default ``risk``) whatever ``model_name`` a request
+names, and leaves the BLAS thread settings to the environment, as a plain server would.
 """
 
 from __future__ import annotations
@@ -15,14 +18,14 @@ from typing import Any
 
 import grpc
 from tandem._proto import inference_pb2, inference_pb2_grpc
-from tandem.models import RiskModel
+from tandem.models import Model, RiskMlpModel, RiskModel
 
 log = logging.getLogger("bench.naive")
 
 
 class Naive(inference_pb2_grpc.InferenceServiceServicer):  # type: ignore[misc]
-    def __init__(self) -> None:
-        self.model = RiskModel()
+    def __init__(self, model: Model) -> None:
+        self.model = model
         self.model.load()
         self.model.warm()
 
@@ -39,12 +42,16 @@ class Naive(inference_pb2_grpc.InferenceServiceServicer):  # type: ignore[misc]
         )
 
 
+MODELS: dict[str, type[Model]] = {"risk": RiskModel, "risk_mlp": RiskMlpModel}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--model", choices=sorted(MODELS), default="risk")
     args = parser.parse_args()
     server = grpc.server(ThreadPoolExecutor(max_workers=10))
-    inference_pb2_grpc.add_InferenceServiceServicer_to_server(Naive(), server)
+    inference_pb2_grpc.add_InferenceServiceServicer_to_server(Naive(MODELS[args.model]()), server)
     server.add_insecure_port(f"127.0.0.1:{args.port}")
     server.start()
     signal.signal(signal.SIGTERM, lambda *_: server.stop(1))

@@ -26,7 +26,7 @@ SERVICE = '''
 import json, os, threading, time
 from pathlib import Path
 import tandem
-from tandem.models import BatchConfig, Model, Registry, RiskModel
+from tandem.models import BatchConfig, Model, Registry, RiskMlpModel, RiskModel
 
 app = tandem.App("test")
 GATES = Path(os.environ["GATE_DIR"])
@@ -43,6 +43,12 @@ def echo(payload, ctx):
 @app.handler("boom")
 def boom(payload):
     raise KeyError("no such account")
+
+@app.handler("blas")
+def blas(payload):
+    import sys
+    return {"numpy": "numpy" in sys.modules,
+            **{v: os.environ.get(v) for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")}}
 
 @app.handler("seen")
 def seen(payload):
@@ -78,7 +84,7 @@ class Broken(Model):
     def predict_batch(self, inputs):
         raise RuntimeError("weights corrupted")
 
-models = Registry([RiskModel(), SlowLoad(), Gated(), Tiny(), Broken()])
+models = Registry([RiskModel(), RiskMlpModel(), SlowLoad(), Gated(), Tiny(), Broken()])
 '''
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -168,6 +169,36 @@ def test_batch_predict_reports_each_item(server: Server) -> None:
     assert ok_low.success and ok_high.success and not bad.success
     assert bad.error.startswith("bad_request:") and "not JSON" in bad.error
     assert json.loads(ok_high.output_data)["risk"] > json.loads(ok_low.output_data)["risk"]
+
+
+def test_risk_mlp_is_served_batched_with_one_blas_thread(server: Server) -> None:
+    ch = server.channel()
+    inputs = [LOW, HIGH] * 16
+    with ThreadPoolExecutor(len(inputs)) as pool:
+        replies = list(pool.map(lambda p: predict(ch, "risk_mlp", json.dumps(p).encode()), inputs))
+    outs = [json.loads(reply.output_data) for reply, _ in replies]
+    assert all(o["model"] == "risk_mlp" for o in outs)
+    assert [o["decision"] for o in outs] == ["approve", "decline"] * 16
+    sizes = [int(dict(call.trailing_metadata())["tandem-batch-size"]) for _, call in replies]
+    assert all(s >= 1 for s in sizes)
+    stub = inference_pb2_grpc.InferenceServiceStub(ch)
+    batch = stub.BatchPredict(
+        inference_pb2.BatchPredictRequest(
+            model_name="risk_mlp", inputs=[json.dumps(LOW).encode(), json.dumps(HIGH).encode()]
+        ),
+        timeout=10,
+    )
+    assert [json.loads(r.output_data)["risk"] for r in batch.results] == pytest.approx(
+        [outs[0]["risk"], outs[1]["risk"]], abs=1e-5
+    )
+    with pytest.raises(grpc.RpcError) as err:
+        predict(ch, "risk_mlp", json.dumps({"amount": -3, "merchant_category": "fuel"}).encode())
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "risk_mlp model: payment.amount must be >= 0" in err.value.details()
+    env = json.loads(invoke(ch, "blas", b"null").ok.data)
+    assert env["numpy"] is True
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
+        assert env[var] == os.environ.get(var, "1")
 
 
 def test_stream_predict_yields_contributions_then_total(server: Server) -> None:

@@ -134,3 +134,21 @@ def test_run_needs_somewhere_to_listen() -> None:
 
     with pytest.raises(ValueError, match="nothing to listen on"):
         serve.run(tandem.App("x"), settings=ServeSettings(port=None, unix=None))
+
+
+def test_blas_threads_default_to_one_and_an_exported_value_wins(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import types
+
+    from tandem._serve.worker import BLAS_THREAD_VARS, limit_blas_threads
+
+    for var in BLAS_THREAD_VARS:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    monkeypatch.setitem(sys.modules, "numpy", sys.modules.get("numpy", types.ModuleType("numpy")))
+    monkeypatch.setitem(sys.modules, "threadpoolctl", None)  # its import raises ImportError
+    limit_blas_threads()
+    assert os.environ["OPENBLAS_NUM_THREADS"] == "1" and os.environ["MKL_NUM_THREADS"] == "1"
+    assert os.environ["OMP_NUM_THREADS"] == "3"
+    assert "numpy was imported before" in caplog.text

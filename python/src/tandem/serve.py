@@ -215,8 +215,10 @@ def settings_from_args(args: argparse.Namespace) -> ServeSettings:
 def main(argv: Sequence[str]) -> int:
     """``python -m tandem serve MODULE:APP [options]``; returns the exit status."""
     from ._loader import load_app
+    from ._serve.worker import limit_blas_threads
 
     args = parser().parse_args(list(argv))
+    limit_blas_threads()  # before the served module can import numpy
     try:
         app = load_app(args.app)
         registry = _registry(args.app, args.models)

@@ -1,0 +1,236 @@
+"""What the bundled payment risk models share: input validation, features, decisions.
+
+Inputs are payment dicts (or a list of them) in JSON::
+
+    {"amount": 412.5, "merchant_category": "electronics", "country_mismatch": true,
+     "hour": 3, "velocity_1h": 4, "card_age_days": 12, "card_present": false}
+
+Only ``amount`` and ``merchant_category`` are required. :class:`PaymentModel` decodes and
+validates them (:func:`prepare_payment`), turns them into the engineered features
+(:func:`featurize`, vectorized), scores every payment of a batch in one call of the subclass's
+``score`` and builds each result: ``risk`` (the fraud probability), ``decision`` (approve /
+review / decline by the model's thresholds), ``confidence`` (the probability of the chosen side,
+max(risk, 1 - risk)), ``model`` and ``version``. :class:`~tandem.models.RiskModel` (logistic
+regression) and :class:`~tandem.models.RiskMlpModel` (a numpy MLP) subclass it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import BadRequest
+from ._model import Model
+
+__all__ = [
+    "CATEGORIES",
+    "FEATURES",
+    "RAW_FIELDS",
+    "PaymentModel",
+    "Prepared",
+    "featurize",
+    "prepare_payment",
+]
+
+#: Merchant categories the models know; the first is the one-hot baseline.
+CATEGORIES: tuple[str, ...] = (
+    "grocery",
+    "fuel",
+    "restaurant",
+    "travel",
+    "electronics",
+    "gaming",
+    "gift_cards",
+    "crypto",
+)
+
+#: The raw fields of a payment, in the order of a prepared row, with their defaults.
+RAW_FIELDS: tuple[tuple[str, float | None], ...] = (
+    ("amount", None),
+    ("merchant_category", None),
+    ("country_mismatch", 0.0),
+    ("hour", 12.0),
+    ("velocity_1h", 0.0),
+    ("card_age_days", 365.0),
+    ("card_present", 0.0),
+)
+
+#: The engineered features the models' weights apply to, in column order.
+FEATURES: tuple[str, ...] = (
+    "log_amount",
+    "night",
+    "hour_sin",
+    "hour_cos",
+    "country_mismatch",
+    "log_velocity_1h",
+    "log_card_age",
+    "new_card",
+    "card_present",
+    *(f"category_{c}" for c in CATEGORIES[1:]),
+)
+
+_BOOL_FIELDS = {"country_mismatch", "card_present"}
+
+#: The payment ``warm()`` scores.
+WARM_PAYMENT = {"amount": 25.0, "merchant_category": "grocery"}
+
+
+def featurize(raw: Any) -> Any:
+    """Turns prepared rows (an ``(n, 7)`` float array in RAW_FIELDS order) into features.
+
+    Vectorized: one pass of numpy operations whatever ``n`` is.
+    """
+    import numpy as np
+
+    amount, cat, mismatch, hour, velocity, age, present = (raw[:, i] for i in range(7))
+    angle = hour * (2.0 * math.pi / 24.0)
+    onehot = (cat[:, None] == np.arange(1, len(CATEGORIES))[None, :]).astype(np.float64)
+    cols = [
+        np.log1p(amount),
+        (hour < 6).astype(np.float64),
+        np.sin(angle),
+        np.cos(angle),
+        mismatch,
+        np.log1p(velocity),
+        np.log1p(age),
+        (age < 30).astype(np.float64),
+        present,
+    ]
+    return np.column_stack([*cols, onehot])
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """One decoded input: its payments' rows, and whether it was a list."""
+
+    rows: list[tuple[float, ...]]
+    many: bool
+
+
+def _number(
+    payment: Mapping[str, Any], key: str, default: float | None, where: str, model: str
+) -> float:
+    value = payment.get(key, default)
+    if value is None:
+        raise BadRequest(f"{model} model: {where} is missing required field {key!r}")
+    if key in _BOOL_FIELDS:
+        if not isinstance(value, (bool, int, float)):
+            raise BadRequest(f"{model} model: {where}.{key} must be a boolean, got {value!r}")
+        return 1.0 if value else 0.0
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise BadRequest(f"{model} model: {where}.{key} must be a finite number, got {value!r}")
+    if value < 0:
+        raise BadRequest(f"{model} model: {where}.{key} must be >= 0, got {value!r}")
+    if key == "hour" and value >= 24:
+        raise BadRequest(f"{model} model: {where}.hour must be in 0..23, got {value!r}")
+    return float(value)
+
+
+def prepare_payment(payment: Any, where: str = "payment", model: str = "risk") -> tuple[float, ...]:
+    """Validates one payment dict and returns its row in RAW_FIELDS order.
+
+    :param where: how the error message names the payment (``payment[3]`` in a list).
+    :param model: the model name the error message starts with.
+    :raises BadRequest: naming the field, what was given and what is accepted.
+    """
+    if not isinstance(payment, Mapping):
+        raise BadRequest(
+            f"{model} model: {where} must be a JSON object like "
+            f'{{"amount": 12.5, "merchant_category": "grocery"}}, got {type(payment).__name__}'
+        )
+    category = payment.get("merchant_category")
+    if category not in CATEGORIES:
+        raise BadRequest(
+            f"{model} model: {where}.merchant_category {category!r} is unknown "
+            f"(known: {', '.join(CATEGORIES)})"
+        )
+    if "country_mismatch" not in payment and "card_country" in payment:
+        payment = {
+            **payment,
+            "country_mismatch": payment.get("card_country") != payment.get("ip_country"),
+        }
+    row = [
+        float(CATEGORIES.index(category))
+        if key == "merchant_category"
+        else _number(payment, key, default, where, model)
+        for key, default in RAW_FIELDS
+    ]
+    return tuple(row)
+
+
+class PaymentModel(Model):
+    """Base of the payment risk models: override ``load`` and ``results``.
+
+    ``prepare`` validates a payment or a list of payments; ``predict_batch`` scores every
+    payment of every input in one ``results`` call and splits them back per input; ``stream``
+    of a list yields one result per payment, then a summary of the decisions.
+    """
+
+    def __init__(self) -> None:
+        self._review = 0.5
+        self._decline = 0.8
+
+    def prepare(self, data: bytes, parameters: Mapping[str, str]) -> Prepared:
+        """Decodes a payment dict or a list of them."""
+        value = super().prepare(data, parameters)
+        if isinstance(value, list):
+            if not value:
+                raise BadRequest(f"{self.name} model: the payment list is empty")
+            rows = [prepare_payment(p, f"payment[{i}]", self.name) for i, p in enumerate(value)]
+            return Prepared(rows, many=True)
+        return Prepared([prepare_payment(value, model=self.name)], many=False)
+
+    def warm(self) -> None:
+        """Scores one payment so numpy's first-call costs are paid before serving."""
+        self.predict_batch([Prepared([prepare_payment(WARM_PAYMENT)], many=False)])
+
+    def features(self, rows: Sequence[tuple[float, ...]]) -> Any:
+        """The ``(n, len(FEATURES))`` float64 feature matrix of prepared rows."""
+        import numpy as np
+
+        return featurize(np.asarray(rows, dtype=np.float64))
+
+    def results(self, rows: Sequence[tuple[float, ...]]) -> list[dict[str, Any]]:
+        """One result dict per prepared row (see :meth:`result`)."""
+        raise NotImplementedError(f"model {self.name!r} does not implement results")
+
+    def result(self, risk: float, **extra: Any) -> dict[str, Any]:
+        """The result of one payment whose fraud probability is ``risk``; ``extra`` keys go
+        after ``confidence``."""
+        decision = (
+            "decline" if risk >= self._decline else "review" if risk >= self._review else "approve"
+        )
+        return {
+            "risk": round(risk, 6),
+            "decision": decision,
+            "confidence": round(max(risk, 1.0 - risk), 6),
+            **extra,
+            "model": self.name,
+            "version": self.version,
+        }
+
+    def predict_batch(self, inputs: list[Any]) -> list[Any]:
+        """Scores every payment of every input in one vectorized pass."""
+        rows = [row for item in inputs for row in item.rows]
+        results = self.results(rows)
+        out: list[Any] = []
+        at = 0
+        for item in inputs:
+            chunk = results[at : at + len(item.rows)]
+            at += len(item.rows)
+            out.append(chunk if item.many else chunk[0])
+        return out
+
+    def stream(self, item: Any) -> Iterator[Any]:
+        """A list: one result per payment (with its ``index``), then ``{"count",
+        "decisions"}``. One payment: its result."""
+        if not item.many:
+            yield from self.results(item.rows)
+            return
+        decisions: dict[str, int] = {}
+        for i, result in enumerate(self.results(item.rows)):
+            decisions[result["decision"]] = decisions.get(result["decision"], 0) + 1
+            yield {"index": i, **result}
+        yield {"count": len(item.rows), "decisions": decisions}
