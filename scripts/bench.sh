@@ -20,7 +20,7 @@ want grpc-client && cargo bench -q -p tandem --all-features --bench grpc
 # Predict at concurrency 64: 1 and 2 server processes, batching off/on, beside the naive server.
 want grpc && cargo build -q --release -p tandem --all-features --example grpc_load && $py bench/grpc_bench.py --concurrency 64 --connections 8 --duration 5 --repeat 3
 # End-to-end tasks/s and latency beside the naive consumer and Celery on the same Redis.
-want queue && cargo build -q --release -p tandem --all-features --example queue_load && $py bench/queue_bench.py --tasks 20000 --celery-tasks 3000 --latency-tasks 300 --rounds 3
+want queue && cargo build -q --release -p tandem --all-features --example queue_load && $py bench/queue_bench.py --tasks 100000 --celery-tasks 3000 --latency-tasks 300 --rounds 3
 # The gateway's core path with Python healthy, slow and down.
 want gateway && bash scripts/bench-gateway.sh
 echo "bench: tables in bench/results/"
