@@ -35,6 +35,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tandem.models.blas import BLAS_THREAD_VARS
+from tandem.models.payments import example_payments
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "grpc.md"
 
@@ -50,25 +53,10 @@ MODEL_LABELS = {
     "risk": "risk (logistic regression)",
     "risk_mlp": "risk_mlp (MLP 16-1024-1024-1, float32)",
 }
-BLAS_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def payments(n: int = 256) -> list[bytes]:
-    cats = ["grocery", "fuel", "travel", "electronics", "gaming", "crypto"]
-    return [
-        json.dumps(
-            {
-                "amount": 3.0 + 17.0 * i,
-                "merchant_category": cats[i % len(cats)],
-                "country_mismatch": i % 7 == 0,
-                "hour": i % 24,
-                "velocity_1h": i % 5,
-                "card_age_days": 5 + 13 * i,
-                "card_present": i % 3 == 0,
-            }
-        ).encode()
-        for i in range(n)
-    ]
+    return [json.dumps(p).encode() for p in example_payments(n)]
 
 
 # ----- orchestration -------------------------------------------------------------------------
@@ -115,7 +103,7 @@ def start_server(
             model,
         ]
         if kind == "naive-blas1":
-            env.update(dict.fromkeys(BLAS_VARS, "1"))
+            env.update(dict.fromkeys(BLAS_THREAD_VARS, "1"))
     else:
         cmd = [
             py,
@@ -239,7 +227,7 @@ def model_costs() -> dict[str, Any]:
         check=True,
         capture_output=True,
         timeout=300,
-        env={**os.environ, **dict.fromkeys(BLAS_VARS, "1")},
+        env={**os.environ, **dict.fromkeys(BLAS_THREAD_VARS, "1")},
     )
     costs: dict[str, Any] = json.loads(out.stdout)
     return costs

@@ -8,10 +8,9 @@ with one BLAS thread as in a serve worker, and prints the time per call and per 
 
 from __future__ import annotations
 
-import os
+from tandem.models.blas import limit_blas_threads
 
-for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")  # before numpy is imported, as tandem serve does
+limit_blas_threads()  # before numpy is imported, as tandem serve does
 
 import argparse  # noqa: E402
 import json  # noqa: E402
@@ -20,31 +19,14 @@ import time  # noqa: E402
 from typing import Any  # noqa: E402
 
 from tandem.models import RiskMlpModel, RiskModel  # noqa: E402
+from tandem.models.payments import example_payments  # noqa: E402
 
 BATCHES = (1, 8, 64)
 
 
-def payments(n: int) -> list[bytes]:
-    cats = ["grocery", "fuel", "travel", "electronics", "gaming", "crypto"]
-    return [
-        json.dumps(
-            {
-                "amount": 3.0 + 17.0 * i,
-                "merchant_category": cats[i % len(cats)],
-                "country_mismatch": i % 7 == 0,
-                "hour": i % 24,
-                "velocity_1h": i % 5,
-                "card_age_days": 5 + 13 * i,
-                "card_present": i % 3 == 0,
-            }
-        ).encode()
-        for i in range(n)
-    ]
-
-
 def measure(model: Any, batch: int, seconds: float) -> float:
     """Median seconds per ``predict_batch`` call of ``batch`` inputs, over about ``seconds``."""
-    inputs = [model.prepare(p, {}) for p in payments(batch)]
+    inputs = [model.prepare(json.dumps(p).encode(), {}) for p in example_payments(batch)]
     for _ in range(3):
         model.predict_batch(inputs)
     samples = []

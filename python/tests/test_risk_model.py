@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from tandem.errors import BadRequest
 from tandem.models import RiskModel
 from tandem.models.train import DEFAULT_SEED, dumps, generate, train
 
@@ -97,26 +96,6 @@ def test_list_input_scores_each_payment(model: RiskModel) -> None:
         ],
     )
     assert len(out) == 2 and out[1]["risk"] > out[0]["risk"]
-
-
-@pytest.mark.parametrize(
-    ("payment", "words"),
-    [
-        ({"merchant_category": "fuel"}, "missing required field 'amount'"),
-        ({"amount": "12", "merchant_category": "fuel"}, "amount must be a finite number"),
-        ({"amount": -1, "merchant_category": "fuel"}, "amount must be >= 0"),
-        ({"amount": 1, "merchant_category": "fuel", "hour": 24}, "hour must be in 0..23"),
-        ({"amount": 1}, "merchant_category None is unknown"),
-        ([], "payment list is empty"),
-        ([{"amount": 1, "merchant_category": "fuel"}, 3], "payment[1] must be a JSON object"),
-    ],
-)
-def test_bad_payments_are_rejected_with_the_field(
-    model: RiskModel, payment: Any, words: str
-) -> None:
-    with pytest.raises(BadRequest) as err:
-        model.prepare(json.dumps(payment).encode(), {})
-    assert words in str(err.value)
 
 
 def test_stream_contributions_add_up_to_the_logit(model: RiskModel) -> None:

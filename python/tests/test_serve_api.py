@@ -141,7 +141,7 @@ def test_blas_threads_default_to_one_and_an_exported_value_wins(
 ) -> None:
     import types
 
-    from tandem._serve.worker import BLAS_THREAD_VARS, limit_blas_threads
+    from tandem.models.blas import BLAS_THREAD_VARS, limit_blas_threads
 
     for var in BLAS_THREAD_VARS:
         monkeypatch.delenv(var, raising=False)

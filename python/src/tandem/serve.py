@@ -215,7 +215,7 @@ def settings_from_args(args: argparse.Namespace) -> ServeSettings:
 def main(argv: Sequence[str]) -> int:
     """``python -m tandem serve MODULE:APP [options]``; returns the exit status."""
     from ._loader import load_app
-    from ._serve.worker import limit_blas_threads
+    from .models.blas import limit_blas_threads
 
     args = parser().parse_args(list(argv))
     limit_blas_threads()  # before the served module can import numpy

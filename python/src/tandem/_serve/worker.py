@@ -9,18 +9,17 @@ finish within ``grace_s`` → shutdown hooks → exit.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 import os
 import signal
-import sys
 from typing import Any
 
 from ..app import App
 from ..models import BatchConfig, Registry
+from ..models.blas import limit_blas_threads
 from .settings import ServeSettings
 
-__all__ = ["BLAS_THREAD_VARS", "EXIT_CONFIG", "SERVICES", "limit_blas_threads", "serve_worker"]
+__all__ = ["EXIT_CONFIG", "SERVICES", "serve_worker"]
 
 log = logging.getLogger("tandem.serve")
 
@@ -29,46 +28,6 @@ EXIT_CONFIG = 78
 
 #: Health service names: the server as a whole and each gRPC service.
 SERVICES = ("", "tandem.v1.Call", "inference.InferenceService")
-
-
-#: The thread-count variables of the BLAS / OpenMP libraries numpy may be built with.
-BLAS_THREAD_VARS = (
-    "OPENBLAS_NUM_THREADS",
-    "OMP_NUM_THREADS",
-    "MKL_NUM_THREADS",
-    "VECLIB_MAXIMUM_THREADS",
-    "NUMEXPR_NUM_THREADS",
-)
-
-
-def limit_blas_threads() -> None:
-    """One BLAS thread per process, so one worker is one core and more workers scale.
-
-    Sets each of :data:`BLAS_THREAD_VARS` that the environment does not set already (a value
-    you export wins, e.g. ``OPENBLAS_NUM_THREADS=2`` for two per worker). The libraries read
-    them when numpy is first imported; ``python -m tandem serve`` calls this before it imports
-    the served module, and each worker again before it loads models. If numpy was imported
-    earlier (``tandem.serve.run`` called from a module that imported it), threadpoolctl
-    applies the limit when it is installed, and a warning says so otherwise.
-    """
-    for var in BLAS_THREAD_VARS:
-        os.environ.setdefault(var, "1")
-    if "numpy" not in sys.modules:
-        return
-    try:
-        threadpoolctl = importlib.import_module("threadpoolctl")
-    except ImportError:
-        log.warning(
-            "numpy was imported before tandem serve set OPENBLAS_NUM_THREADS=1: each worker "
-            "may run several BLAS threads; import numpy inside Model.load, set the variable "
-            "before Python starts, or pip install threadpoolctl"
-        )
-        return
-    try:
-        limit = max(1, int(os.environ["OPENBLAS_NUM_THREADS"]))
-    except ValueError:
-        limit = 1
-    threadpoolctl.threadpool_limits(limits=limit)
 
 
 def serve_worker(

@@ -19,10 +19,12 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from importlib import resources
+from pathlib import Path
+from typing import Any, ClassVar
 
 from ..errors import BadRequest
-from ._model import Model
+from ._model import BatchConfig, Model
 
 __all__ = [
     "CATEGORIES",
@@ -75,6 +77,23 @@ _BOOL_FIELDS = {"country_mismatch", "card_present"}
 
 #: The payment ``warm()`` scores.
 WARM_PAYMENT = {"amount": 25.0, "merchant_category": "grocery"}
+
+
+def example_payments(n: int) -> list[dict[str, Any]]:
+    """``n`` varied, valid payment dicts, the same on every call (for benchmarks and tests)."""
+    cats = ["grocery", "fuel", "travel", "electronics", "gaming", "crypto"]
+    return [
+        {
+            "amount": 3.0 + 17.0 * i,
+            "merchant_category": cats[i % len(cats)],
+            "country_mismatch": i % 7 == 0,
+            "hour": i % 24,
+            "velocity_1h": i % 5,
+            "card_age_days": 5 + 13 * i,
+            "card_present": i % 3 == 0,
+        }
+        for i in range(n)
+    ]
 
 
 def featurize(raw: Any) -> Any:
@@ -166,11 +185,41 @@ class PaymentModel(Model):
     ``prepare`` validates a payment or a list of payments; ``predict_batch`` scores every
     payment of every input in one ``results`` call and splits them back per input; ``stream``
     of a list yields one result per payment, then a summary of the decisions.
+
+    :param weights: a weights file written by ``python -m tandem.models.train``; default the
+        bundled one (``load`` names it).
     """
 
-    def __init__(self) -> None:
+    batching: ClassVar[BatchConfig] = BatchConfig(
+        max_batch_size=64, max_queue_delay_ms=2.0, max_queue_size=2048
+    )
+
+    def __init__(self, weights: str | Path | None = None) -> None:
+        self._path = weights
+        self._mean: Any = None
+        self._std: Any = None
         self._review = 0.5
         self._decline = 0.8
+
+    def weights_bytes(self, bundled: str) -> bytes:
+        """The weights file's bytes: the one given to ``__init__``, else ``data/<bundled>``."""
+        if self._path is None:
+            return (resources.files("tandem.models") / "data" / bundled).read_bytes()
+        return Path(self._path).read_bytes()
+
+    def adopt(
+        self, features: Sequence[str], mean: Any, std: Any, thresholds: Mapping[str, Any]
+    ) -> None:
+        """Takes the standardization and thresholds of loaded weights, after checking that
+        they were trained on this code's feature list."""
+        if tuple(features) != FEATURES:
+            raise ValueError(
+                f"{self.name} weights list features {list(features)} but this code computes "
+                f"{list(FEATURES)}: regenerate them with python -m tandem.models.train"
+            )
+        self._mean, self._std = mean, std
+        self._review = float(thresholds["review"])
+        self._decline = float(thresholds["decline"])
 
     def prepare(self, data: bytes, parameters: Mapping[str, str]) -> Prepared:
         """Decodes a payment dict or a list of them."""
@@ -191,6 +240,10 @@ class PaymentModel(Model):
         import numpy as np
 
         return featurize(np.asarray(rows, dtype=np.float64))
+
+    def standardized(self, rows: Sequence[tuple[float, ...]]) -> Any:
+        """The feature matrix of prepared rows, standardized as in training."""
+        return (self.features(rows) - self._mean) / self._std
 
     def results(self, rows: Sequence[tuple[float, ...]]) -> list[dict[str, Any]]:
         """One result dict per prepared row (see :meth:`result`)."""

@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
-from importlib import resources
 from pathlib import Path
 from typing import Any, ClassVar
 
-from ._model import BatchConfig
 from .payments import CATEGORIES, FEATURES, RAW_FIELDS, PaymentModel, featurize
 
 __all__ = ["CATEGORIES", "FEATURES", "RAW_FIELDS", "RiskModel", "featurize"]
@@ -29,16 +27,10 @@ class RiskModel(PaymentModel):
 
     name: ClassVar[str] = "risk"
     version: ClassVar[str] = "1"
-    batching: ClassVar[BatchConfig] = BatchConfig(
-        max_batch_size=64, max_queue_delay_ms=2.0, max_queue_size=2048
-    )
 
     def __init__(self, weights: str | Path | None = None) -> None:
-        super().__init__()
-        self._path = weights
+        super().__init__(weights)
         self._spec: dict[str, Any] = {}
-        self._mean: Any = None
-        self._std: Any = None
         self._w: Any = None
         self._bias = 0.0
 
@@ -46,29 +38,21 @@ class RiskModel(PaymentModel):
         """Reads the weights file and checks it matches this code's feature list."""
         import numpy as np
 
-        if self._path is None:
-            text = (resources.files("tandem.models") / "data" / "risk_v1.json").read_text()
-        else:
-            text = Path(self._path).read_text()
-        spec = json.loads(text)
-        if tuple(spec["features"]) != FEATURES:
-            raise ValueError(
-                f"risk weights list features {spec['features']} but this code computes "
-                f"{list(FEATURES)}: regenerate them with python -m tandem.models.train"
-            )
+        spec = json.loads(self.weights_bytes("risk_v1.json"))
+        self.adopt(
+            spec["features"],
+            np.asarray(spec["mean"], dtype=np.float64),
+            np.asarray(spec["std"], dtype=np.float64),
+            spec["thresholds"],
+        )
         self._spec = spec
-        self._mean = np.asarray(spec["mean"], dtype=np.float64)
-        self._std = np.asarray(spec["std"], dtype=np.float64)
         self._w = np.asarray(spec["weights"], dtype=np.float64)
         self._bias = float(spec["bias"])
-        self._review = float(spec["thresholds"]["review"])
-        self._decline = float(spec["thresholds"]["decline"])
 
     def _scores(self, rows: Sequence[tuple[float, ...]]) -> tuple[Any, Any]:
         import numpy as np
 
-        z = (self.features(rows) - self._mean) / self._std
-        contributions = z * self._w
+        contributions = self.standardized(rows) * self._w
         logits = contributions.sum(axis=1) + self._bias
         return contributions, 1.0 / (1.0 + np.exp(-logits))
 

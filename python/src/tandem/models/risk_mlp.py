@@ -21,12 +21,10 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Mapping, Sequence
-from importlib import resources
 from pathlib import Path
 from typing import Any, ClassVar
 
-from ._model import BatchConfig
-from .payments import FEATURES, PaymentModel
+from .payments import PaymentModel
 
 __all__ = ["PARAMS", "RiskMlpModel", "forward", "read_weights"]
 
@@ -106,36 +104,18 @@ class RiskMlpModel(PaymentModel):
 
     name: ClassVar[str] = "risk_mlp"
     version: ClassVar[str] = "1"
-    batching: ClassVar[BatchConfig] = BatchConfig(
-        max_batch_size=64, max_queue_delay_ms=2.0, max_queue_size=2048
-    )
 
     def __init__(self, weights: str | Path | None = None) -> None:
-        super().__init__()
-        self._path = weights
+        super().__init__(weights)
         self.meta: dict[str, Any] = {}
         self._net: _Network | None = None
-        self._mean: Any = None
-        self._std: Any = None
 
     def load(self) -> None:
         """Reads the weights file and checks it matches this code's feature list."""
-        if self._path is None:
-            data = (resources.files("tandem.models") / "data" / "risk_mlp_v1.npz").read_bytes()
-        else:
-            data = Path(self._path).read_bytes()
-        meta, arrays = read_weights(data)
-        if tuple(meta["features"]) != FEATURES:
-            raise ValueError(
-                f"risk_mlp weights list features {meta['features']} but this code computes "
-                f"{list(FEATURES)}: regenerate them with python -m tandem.models.train"
-            )
+        meta, arrays = read_weights(self.weights_bytes("risk_mlp_v1.npz"))
+        self.adopt(meta["features"], arrays["mean"], arrays["std"], meta["thresholds"])
         self.meta = meta
         self._net = _Network(arrays)
-        self._mean = arrays["mean"]
-        self._std = arrays["std"]
-        self._review = float(meta["thresholds"]["review"])
-        self._decline = float(meta["thresholds"]["decline"])
 
     def scores(self, rows: Sequence[tuple[float, ...]]) -> Any:
         """The fraud probabilities (float64, shape ``(n,)``) of prepared rows."""
@@ -143,8 +123,7 @@ class RiskMlpModel(PaymentModel):
 
         if self._net is None:
             raise RuntimeError("RiskMlpModel.load() was not called")
-        z = (self.features(rows) - self._mean) / self._std
-        logits = self._net.logits(z).astype(np.float64)
+        logits = self._net.logits(self.standardized(rows)).astype(np.float64)
         return 1.0 / (1.0 + np.exp(-logits))
 
     def results(self, rows: Sequence[tuple[float, ...]]) -> list[dict[str, Any]]:

@@ -24,6 +24,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .blas import BLAS_THREAD_VARS
 from .payments import CATEGORIES, FEATURES, featurize
 
 __all__ = ["DEFAULT_SEED", "generate", "main", "train", "train_mlp", "write_npz"]
@@ -276,7 +277,6 @@ def main(argv: list[str] | None = None) -> int:
 if __name__ == "__main__":
     # One BLAS thread (set before numpy is first imported): the MLP's sums run in one order,
     # so the same seed gives the same weights.
-    for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[_var] = "1"
+    os.environ.update(dict.fromkeys(BLAS_THREAD_VARS, "1"))
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     sys.exit(main())
