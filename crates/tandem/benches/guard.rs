@@ -25,20 +25,25 @@ use tower::{service_fn, Layer, Service, ServiceExt};
 const CALLS: u32 = 200_000;
 const ROUNDS: usize = 7;
 
-async fn run<S>(svc: &mut S, req: &Request) -> Duration
+/// CPU time of this thread so far, in ns (`/proc/thread-self/schedstat`): the runtime's
+/// thread, where the caller, the layers and (for the pool) the socket I/O all run.
+fn cpu_ns() -> f64 {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap();
+    stat.split_whitespace().next().unwrap().parse().unwrap()
+}
+
+/// Wall and CPU ns per call over `calls` sequential calls.
+async fn run<S>(svc: &mut S, req: &Request, calls: u32) -> (f64, f64)
 where
     S: Service<Request, Response = Response, Error = Error>,
 {
-    let start = Instant::now();
-    for _ in 0..CALLS {
+    let (start, cpu) = (Instant::now(), cpu_ns());
+    for _ in 0..calls {
         let resp = svc.ready().await.unwrap().call(req.clone()).await.unwrap();
         black_box(resp);
     }
-    start.elapsed()
-}
-
-fn ns_per_call(d: Duration) -> f64 {
-    d.as_nanos() as f64 / f64::from(CALLS)
+    let n = f64::from(calls);
+    (start.elapsed().as_nanos() as f64 / n, (cpu_ns() - cpu) / n)
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -81,19 +86,19 @@ fn main() {
     let mut results: [Vec<f64>; 6] = Default::default();
     rt.block_on(async {
         // Warm up every path (allocator, label maps), then interleave the rounds.
-        run(&mut bare, &req).await;
-        run(&mut guarded, &req).await;
-        run(&mut metered, &req).await;
-        run(&mut traced, &req).await;
-        run(&mut bare_pending, &req).await;
-        run(&mut metered_pending, &req).await;
+        run(&mut bare, &req, CALLS).await;
+        run(&mut guarded, &req, CALLS).await;
+        run(&mut metered, &req, CALLS).await;
+        run(&mut traced, &req, CALLS).await;
+        run(&mut bare_pending, &req, CALLS).await;
+        run(&mut metered_pending, &req, CALLS).await;
         for _ in 0..ROUNDS {
-            results[0].push(ns_per_call(run(&mut bare, &req).await));
-            results[1].push(ns_per_call(run(&mut guarded, &req).await));
-            results[2].push(ns_per_call(run(&mut metered, &req).await));
-            results[3].push(ns_per_call(run(&mut traced, &req).await));
-            results[4].push(ns_per_call(run(&mut bare_pending, &req).await));
-            results[5].push(ns_per_call(run(&mut metered_pending, &req).await));
+            results[0].push(run(&mut bare, &req, CALLS).await.0);
+            results[1].push(run(&mut guarded, &req, CALLS).await.0);
+            results[2].push(run(&mut metered, &req, CALLS).await.0);
+            results[3].push(run(&mut traced, &req, CALLS).await.0);
+            results[4].push(run(&mut bare_pending, &req, CALLS).await.0);
+            results[5].push(run(&mut metered_pending, &req, CALLS).await.0);
         }
     });
     let [bare, guarded, metered, traced, bare_pending, metered_pending] = results.map(median);
@@ -139,10 +144,10 @@ fn detail(rt: &tokio::runtime::Runtime, registry: &Registry, req: &Request) {
         macro_rules! row {
             ($name:expr, $svc:expr) => {{
                 let mut svc = $svc;
-                run(&mut svc, req).await;
+                run(&mut svc, req, CALLS).await;
                 let mut v = Vec::new();
                 for _ in 0..ROUNDS {
-                    v.push(ns_per_call(run(&mut svc, req).await));
+                    v.push(run(&mut svc, req, CALLS).await.0);
                 }
                 println!("| {} | {:.0} |", $name, median_of(v));
             }};
@@ -188,27 +193,6 @@ mod pool {
     const POOL_ROUNDS: usize = 41;
     const APP: &str = "import tandem\napp = tandem.App('bench')\n\n@app.handler('echo')\ndef echo(p):\n    return p\n";
 
-    /// CPU time of this thread so far, in ns (`/proc/thread-self/schedstat`): the runtime's
-    /// thread, where the caller, the layers and the pool's socket I/O all run.
-    fn cpu_ns() -> f64 {
-        let stat = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap();
-        stat.split_whitespace().next().unwrap().parse().unwrap()
-    }
-
-    /// Wall and CPU ns per call over `POOL_CALLS` sequential calls.
-    async fn run_n<S>(svc: &mut S, req: &Request) -> (f64, f64)
-    where
-        S: Service<Request, Response = Response, Error = Error>,
-    {
-        let (start, cpu) = (Instant::now(), cpu_ns());
-        for _ in 0..POOL_CALLS {
-            let resp = svc.ready().await.unwrap().call(req.clone()).await.unwrap();
-            black_box(resp);
-        }
-        let n = f64::from(POOL_CALLS);
-        (start.elapsed().as_nanos() as f64 / n, (cpu_ns() - cpu) / n)
-    }
-
     /// Medians over paired rounds of `bare` and `other`.
     struct Paired {
         bare_wall: f64,
@@ -228,17 +212,17 @@ mod pool {
         A: Service<Request, Response = Response, Error = Error>,
         B: Service<Request, Response = Response, Error = Error>,
     {
-        run_n(bare, req).await;
-        run_n(other, req).await;
+        run(bare, req, POOL_CALLS).await;
+        run(other, req, POOL_CALLS).await;
         let (mut b, mut o, mut added, mut b_cpu, mut cpu_added) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for round in 0..POOL_ROUNDS {
             let (x, y) = if round % 2 == 0 {
-                let x = run_n(bare, req).await;
-                (x, run_n(other, req).await)
+                let x = run(bare, req, POOL_CALLS).await;
+                (x, run(other, req, POOL_CALLS).await)
             } else {
-                let y = run_n(other, req).await;
-                (run_n(bare, req).await, y)
+                let y = run(other, req, POOL_CALLS).await;
+                (run(bare, req, POOL_CALLS).await, y)
             };
             b.push(x.0);
             o.push(y.0);
@@ -327,9 +311,9 @@ fn otel_row(rt: &tokio::runtime::Runtime, req: &Request, bare: f64) {
     let mut otel = tandem::otel::OtelLayer::new(&provider, Transport::Pool).layer(inner);
     let mut v = Vec::new();
     rt.block_on(async {
-        run(&mut otel, req).await;
+        run(&mut otel, req, CALLS).await;
         for _ in 0..ROUNDS {
-            v.push(ns_per_call(run(&mut otel, req).await));
+            v.push(run(&mut otel, req, CALLS).await.0);
         }
     });
     let v = median(v);
