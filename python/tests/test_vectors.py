@@ -40,6 +40,7 @@ def _canonical(frame: _wire.Frame) -> dict[str, Any]:
             traceparent=c.traceparent,
             idempotency_key=c.idempotency_key,
             headers=c.headers,
+            spin_us=c.spin_us,
         )
     if frame.type == _wire.OK:
         return _wire.ok_body(codec=b["codec"], payload=b["payload"])

@@ -250,3 +250,33 @@ def test_worker_refuses_stdio_as_the_wire() -> None:
 
     with pytest.raises(ValueError, match="stdin, stdout or stderr"):
         run(App("x"), fd=1)
+
+
+@pytest.mark.timeout(30)
+def test_worker_spins_between_calls_when_asked_and_still_serves(peer: Peer) -> None:
+    peer.read()
+    for i in range(1, 50):
+        ok = peer.call(i, "echo", b"[1]", spin_us=200 if i % 2 else 0)
+        assert ok.type == _wire.OK and ok.id == i and ok.body["payload"] == b"[1]"
+    err = peer.call(60, "echo", b"1", spin_us=-1)
+    assert err.type == _wire.ERROR and "spin_us" in err.body["message"]
+    # A spinning worker still sees the parent leave.
+    peer.call(61, "echo", b"1", spin_us=10_000_000)
+    assert peer.close() == 0
+
+
+def test_spin_returns_when_a_byte_or_eof_waits_without_consuming_it() -> None:
+    from tandem.worker import spin_until_readable
+
+    a, b = socket.socketpair()
+    with a, b:
+        assert spin_until_readable(b, 0.0) is False
+        started = time.monotonic()
+        assert spin_until_readable(b, 0.02) is False
+        assert time.monotonic() - started >= 0.02
+        a.sendall(b"xy")
+        assert spin_until_readable(b, 10.0) is True
+        assert b.recv(2) == b"xy"  # the peek left both bytes
+        a.close()
+        assert spin_until_readable(b, 10.0) is True  # end of stream counts
+        assert b.recv(1) == b""

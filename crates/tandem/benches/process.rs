@@ -4,7 +4,9 @@
 //!   (`bench/floor_worker.py`), no dispatch, no decoding: the least a pipe round trip can cost.
 //! * **naive**: newline-delimited JSON over each worker's stdin/stdout, round-robin dispatch and
 //!   a lock per worker (`bench/naive_worker.py`): what hand-rolled code usually does.
-//! * **pool**: `tandem::process::Pool` with 2 workers serving `bench/echo_app.py`.
+//! * **pool**: `tandem::process::Pool` with 2 workers serving `bench/echo_app.py`; at
+//!   concurrency 1 also with `spin(Duration::ZERO)` (workers sleep as soon as they answer), to
+//!   show what the default 50 µs spin saves.
 //! * **script** vs **bare spawn**: `tandem::process::Script` on `bench/echo_script.py` against
 //!   spawning `python3 bench/bare_script.py` by hand.
 //!
@@ -98,14 +100,17 @@ async fn run() -> String {
     let python = default_python();
     eprintln!("python: {}", python.display());
 
-    let pool = Pool::builder("echo_app:app")
+    let builder = Pool::builder("echo_app:app")
         .workers(WORKERS)
         .python(python.clone())
         .cwd(bench_dir.clone())
         .timeout(Duration::from_secs(30))
         // Let all 64 callers queue, as the naive design does, instead of answering Overloaded
         // past the default bound (4 × workers²): the comparison is about latency under queueing.
-        .max_queue(64)
+        .max_queue(64);
+    let pool = builder.clone().build().await.expect("pool starts");
+    let sleepy = builder
+        .spin(Duration::ZERO)
         .build()
         .await
         .expect("pool starts");
@@ -121,10 +126,21 @@ async fn run() -> String {
             None
         };
         let naive_r = measure("naive", naive.clone(), &c).await;
+        let sleepy_r = if concurrency == 1 {
+            Some(measure("nospin", sleepy.clone(), &c).await)
+        } else {
+            None
+        };
         let pool_r = measure("pool", pool.clone(), &c).await;
-        rows.push((floor_r, naive_r, pool_r));
+        rows.push(Row {
+            floor: floor_r,
+            naive: naive_r,
+            pool: pool_r,
+            sleepy: sleepy_r,
+        });
     }
     pool.shutdown().await;
+    sleepy.shutdown().await;
     drop((floor, naive));
 
     let (bare_r, script_r, script_bare_r) = one_shot(&python, &root).await;
@@ -237,7 +253,14 @@ fn combine(mut rounds: Vec<Report>) -> Report {
     r
 }
 
-type Row = (Option<Report>, Report, Report);
+/// One payload and concurrency: the baselines and the pool, measured back to back.
+struct Row {
+    floor: Option<Report>,
+    naive: Report,
+    pool: Report,
+    /// The pool with `spin(Duration::ZERO)` (concurrency 1 only).
+    sleepy: Option<Report>,
+}
 
 fn render(rows: &[Row], bare: &Report, script: &Report, script_bare: &Report) -> String {
     let mut s = String::new();
@@ -254,20 +277,28 @@ fn render(rows: &[Row], bare: &Report, script: &Report, script_bare: &Report) ->
     );
     let _ = writeln!(
         s,
-        "| payload | conc. | floor p50 | naive p50 | naive p99 | naive calls/s | pool p50 | pool p99 | pool calls/s | pool p50 ÷ floor | pool thr ÷ naive | pool p99 ÷ naive |"
+        "| payload | conc. | floor p50 | naive p50 | naive p99 | naive calls/s | pool p50, spin off | pool p50 | pool p99 | pool calls/s | pool p50 ÷ floor | pool thr ÷ naive | pool p99 ÷ naive |"
     );
-    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|---|");
-    for (floor, naive, pool) in rows {
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let dash = |v: Option<f64>| v.map_or("—".to_owned(), |v| format!("{v:.0}"));
+    for Row {
+        floor,
+        naive,
+        pool,
+        sleepy,
+    } in rows
+    {
         let floor_p50 = floor.as_ref().map(|f| f.p50_us);
         let _ = writeln!(
             s,
-            "| {} B | {} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {} | {:.2}× | {:.2}× |",
+            "| {} B | {} | {} | {:.0} | {:.0} | {:.0} | {} | {:.0} | {:.0} | {:.0} | {} | {:.2}× | {:.2}× |",
             pool.payload_bytes,
             pool.concurrency,
-            floor_p50.map_or("—".to_owned(), |v| format!("{v:.0}")),
+            dash(floor_p50),
             naive.p50_us,
             naive.p99_us,
             naive.throughput_per_s,
+            dash(sleepy.as_ref().map(|r| r.p50_us)),
             pool.p50_us,
             pool.p99_us,
             pool.throughput_per_s,
@@ -276,13 +307,24 @@ fn render(rows: &[Row], bare: &Report, script: &Report, script_bare: &Report) ->
             pool.p99_us / naive.p99_us,
         );
     }
-    let errors: u64 = rows
-        .iter()
-        .map(|(f, n, p)| f.as_ref().map_or(0, |f| f.errors) + n.errors + p.errors)
-        .sum();
+    let reports = |r: &'_ Row| {
+        let Row {
+            floor,
+            naive,
+            pool,
+            sleepy,
+        } = r;
+        floor
+            .iter()
+            .chain(sleepy)
+            .chain([naive, pool])
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let errors: u64 = rows.iter().flat_map(reports).map(|r| r.errors).sum();
     let _ = writeln!(s, "\nErrors across all pool/naive/floor runs: {errors}.\n");
-    for (f, n, p) in rows {
-        for r in f.iter().chain([n, p]) {
+    for row in rows {
+        for r in reports(row) {
             if let Some(e) = &r.first_error {
                 let _ = writeln!(
                     s,
@@ -296,7 +338,10 @@ fn render(rows: &[Row], bare: &Report, script: &Report, script_bare: &Report) ->
     let goal = |ok: bool| if ok { "met" } else { "NOT met" };
     let c1 = &rows[0];
     let c64 = &rows[2];
-    let c1_ratio = c1.0.as_ref().map_or(f64::NAN, |f| c1.2.p50_us / f.p50_us);
+    let c1_ratio = c1
+        .floor
+        .as_ref()
+        .map_or(f64::NAN, |f| c1.pool.p50_us / f.p50_us);
     let _ = writeln!(s, "Goals:\n");
     let _ = writeln!(
         s,
@@ -304,8 +349,16 @@ fn render(rows: &[Row], bare: &Report, script: &Report, script_bare: &Report) ->
         c1_ratio,
         goal(c1_ratio <= 1.25)
     );
-    let thr = c64.2.throughput_per_s / c64.1.throughput_per_s;
-    let p99 = c64.2.p99_us / c64.1.p99_us;
+    if let (Some(f), Some(off)) = (&c1.floor, &c1.sleepy) {
+        let _ = writeln!(
+            s,
+            "  (with the workers' spin off: {:.2}× the floor; the spin cuts the pool's p50 by {:.0} %)",
+            off.p50_us / f.p50_us,
+            100.0 * (1.0 - c1.pool.p50_us / off.p50_us)
+        );
+    }
+    let thr = c64.pool.throughput_per_s / c64.naive.throughput_per_s;
+    let p99 = c64.pool.p99_us / c64.naive.p99_us;
     let _ = writeln!(
         s,
         "- throughput at concurrency 64 (100 B) ≥ 2× naive: {thr:.2}× — {}; p99 ≤ 1/10 of naive's: {p99:.2}× — {}",

@@ -113,6 +113,13 @@ def main() -> None:
                     timeout_ms=70000,
                 ),
             ),
+            valid(
+                "call_spin",
+                "a call that lets the worker poll 50 µs for the next one after answering",
+                _wire.CALL,
+                8,
+                _wire.call_body(method="echo", codec="raw", payload=b"hi", spin_us=50),
+            ),
         ],
         "reply.json": [
             valid(

@@ -204,9 +204,10 @@ def call_body(
     traceparent: str | None = None,
     idempotency_key: str | None = None,
     headers: dict[str, str] | None = None,
+    spin_us: int = 0,
 ) -> dict[str, Any]:
-    """A call, as the parent sends it."""
-    return {
+    """A call, as the parent sends it (``spin_us`` is written only when non-zero)."""
+    body: dict[str, Any] = {
         "method": method,
         "codec": codec,
         "payload": payload,
@@ -215,6 +216,9 @@ def call_body(
         "idempotency_key": idempotency_key,
         "headers": dict(headers or {}),
     }
+    if spin_us:
+        body["spin_us"] = spin_us
+    return body
 
 
 def ok_body(*, codec: str, payload: bytes) -> dict[str, Any]:
@@ -237,6 +241,7 @@ class Call(NamedTuple):
     traceparent: str | None
     idempotency_key: str | None
     headers: dict[str, str]
+    spin_us: int
 
 
 def _bad(detail: str) -> WireError:
@@ -249,6 +254,7 @@ def read_call(body: dict[str, Any]) -> Call:
     method, codec, payload = get("method"), get("codec"), get("payload")
     timeout_ms, traceparent, key = get("timeout_ms"), get("traceparent"), get("idempotency_key")
     headers = get("headers") or {}
+    spin_us = get("spin_us") or 0
     if type(method) is not str:
         raise _bad("missing string 'method'")
     if type(codec) is not str:
@@ -261,9 +267,11 @@ def read_call(body: dict[str, Any]) -> Call:
         raise _bad("'traceparent' must be a string")
     if key is not None and type(key) is not str:
         raise _bad("'idempotency_key' must be a string")
+    if type(spin_us) is not int or spin_us < 0:
+        raise _bad("'spin_us' must be a non-negative integer")
     if type(headers) is not dict:
         raise _bad("headers must map strings to strings")
     for k, v in headers.items():
         if type(k) is not str or type(v) is not str:
             raise _bad("headers must map strings to strings")
-    return Call(method, codec, payload, timeout_ms, traceparent, key, headers)
+    return Call(method, codec, payload, timeout_ms, traceparent, key, headers, spin_us)

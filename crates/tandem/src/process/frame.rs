@@ -340,6 +340,9 @@ pub struct CallBody {
     pub idempotency_key: Option<String>,
     /// Free headers.
     pub headers: BTreeMap<String, String>,
+    /// Microseconds the worker may poll for the next call after answering this one before it
+    /// sleeps (`PoolBuilder::spin`); written only when non-zero, absent means 0.
+    pub spin_us: u64,
 }
 
 /// An error reply's fields.
@@ -418,7 +421,7 @@ impl Hello {
 impl CallBody {
     /// The body, keys in canonical order.
     pub fn to_value(&self) -> Value {
-        map(vec![
+        let mut pairs = vec![
             ("method", s(&self.method)),
             ("codec", s(&self.codec)),
             ("payload", Value::Binary(self.payload.to_vec())),
@@ -432,7 +435,11 @@ impl CallBody {
                 "headers",
                 Value::Map(self.headers.iter().map(|(k, v)| (s(k), s(v))).collect()),
             ),
-        ])
+        ];
+        if self.spin_us > 0 {
+            pairs.push(("spin_us", Value::from(self.spin_us)));
+        }
+        map(pairs)
     }
 
     /// Reads a call body.
@@ -465,6 +472,7 @@ impl CallBody {
             traceparent: f.opt_string("traceparent")?,
             idempotency_key: f.opt_string("idempotency_key")?,
             headers,
+            spin_us: f.opt_uint("spin_us")?.unwrap_or(0),
         })
     }
 }
@@ -590,6 +598,7 @@ mod tests {
             traceparent: None,
             idempotency_key: Some("k".into()),
             headers: [("a".to_owned(), "b".to_owned())].into(),
+            spin_us: 50,
         };
         let bytes = Frame::new(MessageType::Call, 9, call.to_value()).encode();
         let frame = Frame::decode(&bytes, 1 << 20).unwrap();

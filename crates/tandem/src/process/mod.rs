@@ -18,8 +18,8 @@ pub mod script;
 mod worker;
 
 pub use pool::{
-    Pool, PoolBuilder, PoolStats, ResponseFuture, DEFAULT_MAX_PAYLOAD, DEFAULT_START_TIMEOUT,
-    DEFAULT_TIMEOUT,
+    Pool, PoolBuilder, PoolStats, ResponseFuture, DEFAULT_MAX_PAYLOAD, DEFAULT_SPIN,
+    DEFAULT_START_TIMEOUT, DEFAULT_TIMEOUT,
 };
 pub use python::default_python;
 pub use script::{Script, ScriptBuilder};

@@ -14,6 +14,8 @@ pub const DEFAULT_MAX_PAYLOAD: usize = 64 * 1024 * 1024;
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default time a worker has to import the app and say ready: 10 s.
 pub const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default time a worker that just answered waits busily for the next call: 50 µs.
+pub const DEFAULT_SPIN: Duration = Duration::from_micros(50);
 
 /// Builds a [`Pool`]; every option has a documented default.
 ///
@@ -27,6 +29,7 @@ pub const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(10);
 /// | [`start_timeout`](Self::start_timeout) | 10 s |
 /// | [`max_requests`](Self::max_requests) / [`max_memory`](Self::max_memory) | never recycle |
 /// | [`stop_grace`](Self::stop_grace) | 5 s |
+/// | [`spin`](Self::spin) | 50 µs |
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), tandem::Error> {
@@ -53,6 +56,7 @@ pub struct PoolBuilder {
     pub(crate) max_requests: Option<u64>,
     pub(crate) max_memory: Option<u64>,
     pub(crate) stop_grace: Duration,
+    pub(crate) spin: Duration,
 }
 
 impl PoolBuilder {
@@ -72,6 +76,7 @@ impl PoolBuilder {
             max_requests: None,
             max_memory: None,
             stop_grace: Duration::from_secs(5),
+            spin: DEFAULT_SPIN,
         }
     }
 
@@ -144,6 +149,20 @@ impl PoolBuilder {
     /// How long [`Pool::shutdown`] waits for a worker to exit before killing it (default 5 s).
     pub fn stop_grace(mut self, grace: Duration) -> Self {
         self.stop_grace = grace;
+        self
+    }
+
+    /// How long a worker that just answered polls for the next call before it sleeps
+    /// (default 50 µs; `Duration::ZERO` turns it off).
+    ///
+    /// The worker peeks at the wire without blocking and yields the CPU between peeks
+    /// (`sched_yield`), so any other runnable thread, the caller's included, goes first. A call
+    /// that comes within the spin finds the worker awake on its CPU instead of asleep: on a
+    /// VM whose idle vCPUs halt at once, waking a sleeping worker costs a VM exit, and this
+    /// halves the pool's latency at low concurrency (`docs/internals/process.md`, "Where the
+    /// time goes"). The price is up to this much CPU per call when no next call comes.
+    pub fn spin(mut self, spin: Duration) -> Self {
+        self.spin = spin;
         self
     }
 

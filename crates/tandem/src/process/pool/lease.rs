@@ -35,6 +35,7 @@ impl<'a> Lease<'a> {
 
     /// Runs `req` under `deadline` and gives the worker back if it is still sound.
     pub(crate) async fn run(mut self, req: Request, deadline: Instant) -> Result<Response, Error> {
+        let spin_us = spin_us(self.shared);
         let Some(member) = self.member.as_mut() else {
             return Err(Error::unavailable(
                 Transport::Pool,
@@ -56,6 +57,7 @@ impl<'a> Lease<'a> {
             traceparent: meta.traceparent,
             idempotency_key: meta.idempotency_key,
             headers: meta.headers,
+            spin_us,
         };
         let answer = tokio::time::timeout_at(deadline.into(), member.worker.call(&body)).await;
         let target = || format!("{} on worker {pid}", body.method);
@@ -148,6 +150,17 @@ impl Drop for Lease<'_> {
             self.shared.publish();
             self.shared.settle();
         }
+    }
+}
+
+/// How long the worker may poll for the next call after this one: only while no caller waits
+/// for a worker, when a CPU is likely free to poll on. With callers queued every worker is
+/// busy, the cores are too, and polling would take CPU from the callers that feed it.
+fn spin_us(shared: &Shared) -> u64 {
+    if shared.waiting.load(Ordering::Relaxed) == 0 {
+        shared.cfg.spin_us
+    } else {
+        0
     }
 }
 

@@ -20,7 +20,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, JoinSet};
 
-pub use config::{PoolBuilder, DEFAULT_MAX_PAYLOAD, DEFAULT_START_TIMEOUT, DEFAULT_TIMEOUT};
+pub use config::{
+    PoolBuilder, DEFAULT_MAX_PAYLOAD, DEFAULT_SPIN, DEFAULT_START_TIMEOUT, DEFAULT_TIMEOUT,
+};
 
 use self::lease::Lease;
 use self::member::Member;
@@ -170,6 +172,7 @@ impl Pool {
             max_requests: b.max_requests,
             max_memory: b.max_memory,
             stop_grace: b.stop_grace,
+            spin_us: u64::try_from(b.spin.as_micros()).unwrap_or(u64::MAX),
         };
         let shared = Arc::new(Shared::new(supervision, registry, events));
         let mut supervisor = Supervisor::new(shared.clone(), events_rx);

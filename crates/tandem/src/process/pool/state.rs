@@ -11,13 +11,15 @@ use super::idle::IdleSet;
 use super::supervisor::Event;
 use crate::process::worker::{Registry, WorkerConfig};
 
-/// How workers are started, recycled and stopped.
+/// How workers are started, recycled and stopped, and how they wait between calls.
 #[derive(Debug, Clone)]
 pub(crate) struct Supervision {
     pub(crate) worker: Arc<WorkerConfig>,
     pub(crate) max_requests: Option<u64>,
     pub(crate) max_memory: Option<u64>,
     pub(crate) stop_grace: Duration,
+    /// [`PoolBuilder::spin`](super::PoolBuilder::spin) in microseconds.
+    pub(crate) spin_us: u64,
 }
 
 /// Counters and flags that callers and the supervisor update and
