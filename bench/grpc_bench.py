@@ -1,13 +1,18 @@
 """grpc transport benchmark (Python side): Predict on the risk models at concurrency 64.
 
 Runs, in one go and on the same machine, for each bundled model (``risk``, the logistic
-regression, and ``risk_mlp``, the 16-1024-1024-1 MLP; ``--models`` picks):
+regression; ``risk_mlp``, the 16-1024-1024-1 MLP; ``risk_seq``, the GRU over a 64-transaction
+history; ``--models`` picks):
 
 * ``naive``: bench/grpc_naive_server.py, one grpcio process with a ThreadPoolExecutor(10),
   the same model called once per request, BLAS threads left to the environment;
-* for risk_mlp also ``naive, 1 BLAS thread``: the same server with OPENBLAS_NUM_THREADS=1 (and
-  OMP_/MKL_), the setting tandem serve's workers default to;
+* for risk_mlp and risk_seq also ``naive, 1 BLAS thread``: the same server with
+  OPENBLAS_NUM_THREADS=1 (and OMP_/MKL_), the setting tandem serve's workers default to;
 * ``tandem serve`` with 1 and 2 worker processes, batching off and on.
+
+The goals are judged on one model (``--judge``, default risk_seq: the one whose own cost
+dominates a request, which is where batching can pay); every model's rows and ratios are
+reported.
 
 Before the servers, bench/model_cost.py measures each model's in-process cost per call (one
 payment vs a batch of 64, one BLAS thread).
@@ -18,7 +23,7 @@ measures the server rather than a Python client. Writes bench/results/grpc.md.
 
     cargo build --release -p tandem --all-features --example grpc_load
     .venv/bin/python bench/grpc_bench.py [--duration 5] [--concurrency 64] [--connections 8]
-        [--models risk,risk_mlp]
+        [--models risk,risk_mlp,risk_seq] [--judge risk_seq]
 """
 
 from __future__ import annotations
@@ -35,28 +40,37 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tandem.models import PaymentModel, RiskMlpModel, RiskModel, RiskSeqModel
 from tandem.models.blas import BLAS_THREAD_VARS
-from tandem.models.payments import example_payments
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "grpc.md"
 
 SERVICE = """
 import tandem
-from tandem.models import Registry, RiskMlpModel, RiskModel
+from tandem.models import Registry, RiskMlpModel, RiskModel, RiskSeqModel
 app = tandem.App("bench")
-models = Registry([RiskModel(), RiskMlpModel()])
+models = Registry([RiskModel(), RiskMlpModel(), RiskSeqModel()])
 """
 
-MODELS = ("risk", "risk_mlp")
+MODEL_CLASSES: dict[str, type[PaymentModel]] = {
+    "risk": RiskModel,
+    "risk_mlp": RiskMlpModel,
+    "risk_seq": RiskSeqModel,
+}
+MODELS = tuple(MODEL_CLASSES)
 MODEL_LABELS = {
     "risk": "risk (logistic regression)",
     "risk_mlp": "risk_mlp (MLP 16-1024-1024-1, float32)",
+    "risk_seq": "risk_seq (GRU 2x32 over 64 past transactions, float32)",
 }
+# Models whose compute is numpy's: the naive server also runs with one BLAS thread.
+BLAS_MODELS = ("risk_mlp", "risk_seq")
 
 
-def payments(n: int = 256) -> list[bytes]:
-    return [json.dumps(p).encode() for p in example_payments(n)]
+def inputs_for(model: str, n: int = 256) -> list[bytes]:
+    """The model's example inputs as request payloads (the same on every run)."""
+    return [json.dumps(p).encode() for p in MODEL_CLASSES[model].examples(n)]
 
 
 # ----- orchestration -------------------------------------------------------------------------
@@ -77,7 +91,7 @@ def wait_ready(port: int, model: str, timeout: float = 60.0) -> None:
         ch = grpc.insecure_channel(f"127.0.0.1:{port}")
         try:
             inference_pb2_grpc.InferenceServiceStub(ch).Predict(
-                inference_pb2.PredictRequest(model_name=model, input_data=payments(1)[0]),
+                inference_pb2.PredictRequest(model_name=model, input_data=inputs_for(model, 1)[0]),
                 timeout=1,
             )
             return
@@ -162,9 +176,9 @@ def load_gen_path() -> Path:
 def run_load(
     port: int, model: str, args: argparse.Namespace, workdir: Path, server_pid: int
 ) -> dict[str, Any]:
-    inputs = workdir / "payments.jsonl"
+    inputs = workdir / f"inputs-{model}.jsonl"
     if not inputs.exists():
-        inputs.write_bytes(b"\n".join(payments()) + b"\n")
+        inputs.write_bytes(b"\n".join(inputs_for(model)) + b"\n")
     server_cpu0 = tree_cpu_s(server_pid)
     out = subprocess.run(
         [
@@ -216,8 +230,8 @@ SCENARIOS = [
 
 
 def scenarios_for(model: str) -> list[tuple[str, str, int, bool]]:
-    """The scenarios of one model: naive-blas1 only where BLAS does the work (the MLP)."""
-    return [s for s in SCENARIOS if s[0] != "naive-blas1" or model == "risk_mlp"]
+    """The scenarios of one model: naive-blas1 only where BLAS does the work."""
+    return [s for s in SCENARIOS if s[0] != "naive-blas1" or model in BLAS_MODELS]
 
 
 def model_costs() -> dict[str, Any]:
@@ -254,6 +268,12 @@ def main() -> int:
         default=",".join(MODELS),
         help=f"comma-separated models to measure (default: {','.join(MODELS)})",
     )
+    p.add_argument(
+        "--judge",
+        default="risk_seq",
+        help="the model the goals are judged on (default: risk_seq, whose own cost dominates a "
+        "request; the first measured model when it is not measured)",
+    )
     p.add_argument("--warmup", type=float, default=1.5, help="seconds before measuring")
     p.add_argument("--duration", type=float, default=5.0, help="seconds measured per scenario")
     p.add_argument("--results", type=Path, default=RESULTS, help="markdown file to write")
@@ -275,6 +295,11 @@ def main() -> int:
     if unknown:
         sys.stderr.write(f"unknown --models {sorted(unknown)}; known: {', '.join(MODELS)}\n")
         return 2
+    if args.judge not in MODELS:
+        sys.stderr.write(f"unknown --judge {args.judge!r}; known: {', '.join(MODELS)}\n")
+        return 2
+    if args.judge not in models:
+        args.judge = models[0]
     scenarios = [
         (model, *s)
         for model in models
@@ -329,8 +354,8 @@ def _model_section(
     r = {key: row for (m, key), row in rows.items() if m == model}
     if "naive" not in r:
         return []
-    # The goals are judged against the fastest naive row (for the MLP the naive server with
-    # the environment's BLAS threads can be far slower than with one: see the notes).
+    # The goals are judged against the fastest naive row (for the numpy models the naive
+    # server with the environment's BLAS threads can be far slower than with one: see the notes).
     naive_key = max((k for k in ("naive", "naive-blas1") if k in r), key=lambda k: r[k]["rps"])
     naive = r[naive_key]["rps"]
     title = f"## {MODEL_LABELS[model]}"
@@ -424,6 +449,8 @@ def write_results(
     args: argparse.Namespace,
 ) -> None:
     models_arg = "" if models == list(MODELS) else f" --models {','.join(models)}"
+    if args.judge != "risk_seq":
+        models_arg += f" --judge {args.judge}"
     lines = [
         "# grpc transport (Python side): Predict on the risk models",
         "",
@@ -443,13 +470,13 @@ def write_results(
         "",
         (
             f"Concurrency {args.concurrency} calls in flight over {args.connections} HTTP/2 connections, "
-            f"{args.duration:g} s measured after {args.warmup:g} s warm-up, all scenarios of both models in "
+            f"{args.duration:g} s measured after {args.warmup:g} s warm-up, all scenarios of all models in "
             f"the same run, {args.repeat} interleaved rounds, each row the scenario's median round. The naive "
             "server serves the same model as the tandem rows below it, once per request. `batch` is the mean "
             "size of the batch a call was served in (the server's `tandem-batch-size` trailer; 0 when the "
             "server does not send it). tandem serve's workers run one BLAS thread each (its default); the "
-            "naive server keeps the environment's BLAS threads, and for the MLP a second naive row runs "
-            "with one."
+            "naive server keeps the environment's BLAS threads, and for the numpy models (MLP, GRU) a "
+            "second naive row runs with one."
         ),
         "",
         (
@@ -458,8 +485,8 @@ def write_results(
         "",
     ]
     lines += _cost_section(costs)
-    for model in sorted(models, key=lambda m: m != "risk_mlp"):
-        lines += _model_section(model, rows, judged=model == "risk_mlp")
+    for model in sorted(models, key=lambda m: m != args.judge):
+        lines += _model_section(model, rows, judged=model == args.judge)
     lines += [
         (
             "CPU ms/req is CPU time (user + system) over all requests of the run, for the server's process "

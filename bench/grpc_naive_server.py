@@ -1,7 +1,7 @@
 """The naive design the grpc benchmark compares against: one grpcio process, a
 ``ThreadPoolExecutor(max_workers=10)``, the model called once per request.
 
-    python bench/grpc_naive_server.py --port 50061 [--model risk|risk_mlp]
+    python bench/grpc_naive_server.py --port 50061 [--model risk|risk_mlp|risk_seq]
 
 It serves one bundled model (``--model``, default ``risk``) whatever ``model_name`` a request
 names, and leaves the BLAS thread settings to the environment, as a plain server would.
@@ -18,7 +18,7 @@ from typing import Any
 
 import grpc
 from tandem._proto import inference_pb2, inference_pb2_grpc
-from tandem.models import Model, RiskMlpModel, RiskModel
+from tandem.models import Model, RiskMlpModel, RiskModel, RiskSeqModel
 
 log = logging.getLogger("bench.naive")
 
@@ -42,7 +42,11 @@ class Naive(inference_pb2_grpc.InferenceServiceServicer):  # type: ignore[misc]
         )
 
 
-MODELS: dict[str, type[Model]] = {"risk": RiskModel, "risk_mlp": RiskMlpModel}
+MODELS: dict[str, type[Model]] = {
+    "risk": RiskModel,
+    "risk_mlp": RiskMlpModel,
+    "risk_seq": RiskSeqModel,
+}
 
 
 def main() -> None:

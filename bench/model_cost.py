@@ -1,7 +1,8 @@
-"""In-process cost of the bundled risk models: one payment per call vs a batch of 64.
+"""In-process cost of the bundled risk models: one input per call vs a batch of 64.
 
-Runs each model's ``predict_batch`` on prepared inputs (what a serve worker's batcher calls),
-with one BLAS thread as in a serve worker, and prints the time per call and per payment::
+Runs each model's ``predict_batch`` on prepared inputs (its ``examples``: payments, or for
+risk_seq payments with 64-transaction histories; what a serve worker's batcher calls), with one
+BLAS thread as in a serve worker, and prints the time per call and per payment::
 
     .venv/bin/python bench/model_cost.py [--seconds 1] [--json] [--sweep]
 """
@@ -16,17 +17,15 @@ import argparse  # noqa: E402
 import json  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
-from typing import Any  # noqa: E402
 
-from tandem.models import RiskMlpModel, RiskModel  # noqa: E402
-from tandem.models.payments import example_payments  # noqa: E402
+from tandem.models import PaymentModel, RiskMlpModel, RiskModel, RiskSeqModel  # noqa: E402
 
 BATCHES = (1, 8, 64)
 
 
-def measure(model: Any, batch: int, seconds: float) -> float:
+def measure(model: PaymentModel, batch: int, seconds: float) -> float:
     """Median seconds per ``predict_batch`` call of ``batch`` inputs, over about ``seconds``."""
-    inputs = [model.prepare(json.dumps(p).encode(), {}) for p in example_payments(batch)]
+    inputs = [model.prepare(json.dumps(p).encode(), {}) for p in model.examples(batch)]
     for _ in range(3):
         model.predict_batch(inputs)
     samples = []
@@ -42,7 +41,7 @@ def measure(model: Any, batch: int, seconds: float) -> float:
 def run(seconds: float) -> dict[str, dict[str, float]]:
     """``{model: {"1": ms per call, "8": ..., "64": ...}}``."""
     out: dict[str, dict[str, float]] = {}
-    for model in (RiskModel(), RiskMlpModel()):
+    for model in (RiskModel(), RiskMlpModel(), RiskSeqModel()):
         model.load()
         model.warm()
         out[model.name] = {str(b): 1000 * measure(model, b, seconds) for b in BATCHES}

@@ -26,7 +26,7 @@ SERVICE = '''
 import json, os, threading, time
 from pathlib import Path
 import tandem
-from tandem.models import BatchConfig, Model, Registry, RiskMlpModel, RiskModel
+from tandem.models import BatchConfig, Model, Registry, RiskMlpModel, RiskModel, RiskSeqModel
 
 app = tandem.App("test")
 GATES = Path(os.environ["GATE_DIR"])
@@ -84,7 +84,9 @@ class Broken(Model):
     def predict_batch(self, inputs):
         raise RuntimeError("weights corrupted")
 
-models = Registry([RiskModel(), RiskMlpModel(), SlowLoad(), Gated(), Tiny(), Broken()])
+models = Registry(
+    [RiskModel(), RiskMlpModel(), RiskSeqModel(), SlowLoad(), Gated(), Tiny(), Broken()]
+)
 '''
 
 

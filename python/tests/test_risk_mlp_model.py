@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
+from model_helpers import loaded, score
 
 from tandem.models import RiskMlpModel, RiskModel
 from tandem.models.payments import FEATURES, example_payments
@@ -28,14 +28,7 @@ LOW = {"amount": 20, "merchant_category": "grocery", "card_present": True, "hour
 
 @pytest.fixture(scope="module")
 def model() -> RiskMlpModel:
-    m = RiskMlpModel()
-    m.load()
-    m.warm()
-    return m
-
-
-def score(model: RiskMlpModel, payment: Any) -> Any:
-    return model.predict_batch([model.prepare(json.dumps(payment).encode(), {})])[0]
+    return loaded(RiskMlpModel())
 
 
 def test_bundled_weights_load_and_rank_risk(model: RiskMlpModel) -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 from importlib import resources
-from typing import Any
 
 import pytest
+from model_helpers import loaded, score
 
 from tandem.models import RiskModel
 from tandem.models.train import DEFAULT_SEED, dumps, generate, train
@@ -16,14 +16,7 @@ pytestmark = pytest.mark.timeout(60)
 
 @pytest.fixture(scope="module")
 def model() -> RiskModel:
-    m = RiskModel()
-    m.load()
-    m.warm()
-    return m
-
-
-def score(model: RiskModel, payment: Any) -> Any:
-    return model.predict_batch([model.prepare(json.dumps(payment).encode(), {})])[0]
+    return loaded(RiskModel())
 
 
 def test_training_is_deterministic_and_matches_the_committed_weights() -> None:

@@ -16,6 +16,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from serve_helpers import NOT_SERVING, SERVING, Server, invoke, predict, wait_until
 
 from tandem._proto import inference_pb2, inference_pb2_grpc
+from tandem.models import RiskSeqModel
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -199,6 +200,28 @@ def test_risk_mlp_is_served_batched_with_one_blas_thread(server: Server) -> None
     assert env["numpy"] is True
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
         assert env[var] == os.environ.get(var, "1")
+
+
+def test_risk_seq_scores_payments_with_their_history_batched(server: Server) -> None:
+    ch = server.channel()
+    values = RiskSeqModel.examples(24)
+    with ThreadPoolExecutor(len(values)) as pool:
+        replies = list(pool.map(lambda v: predict(ch, "risk_seq", json.dumps(v).encode()), values))
+    outs = [json.loads(reply.output_data) for reply, _ in replies]
+    assert all(o["model"] == "risk_seq" and 0.0 < o["risk"] < 1.0 for o in outs)
+    local = RiskSeqModel()
+    local.load()
+    expected = local.predict_batch([local.prepare(json.dumps(v).encode(), {}) for v in values])
+    assert [o["risk"] for o in outs] == pytest.approx([e["risk"] for e in expected], abs=1e-5)
+    listed, _ = predict(ch, "risk_seq", json.dumps(values[:3]).encode())
+    assert [o["risk"] for o in json.loads(listed.output_data)] == pytest.approx(
+        [o["risk"] for o in outs[:3]], abs=1e-5
+    )
+    bad = {**values[0], "history": {**values[0]["history"], "minutes_ago": [9, 2]}}
+    with pytest.raises(grpc.RpcError) as err:
+        predict(ch, "risk_seq", json.dumps(bad).encode())
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "risk_seq model: history.minutes_ago has 2 values but" in err.value.details()
 
 
 def test_stream_predict_yields_contributions_then_total(server: Server) -> None:

@@ -2,15 +2,26 @@
 
 A model subclasses :class:`Model` (``name``, ``load``, ``warm``, ``predict_batch``, optional
 ``stream``) and declares its :class:`BatchConfig`; a :class:`Registry` in the served module
-lists the models. :class:`RiskModel` (logistic regression) and :class:`RiskMlpModel` (a numpy
-MLP whose compute batching amortizes) are the bundled payment risk models; both subclass
-:class:`~tandem.models.payments.PaymentModel`. Importing this package stays standard-library
-only: numpy is imported when a model loads.
+lists the models. The bundled payment risk models all subclass
+:class:`~tandem.models.payments.PaymentModel`: :class:`RiskModel` (logistic regression),
+:class:`RiskMlpModel` (a numpy MLP whose compute batching amortizes) and :class:`RiskSeqModel`
+(a GRU over the card's recent transactions, :mod:`~tandem.models.history`, whose step-by-step
+recurrence costs nearly the same for a batch of 64 as for one). Importing this package stays
+standard-library only: numpy is imported when a model loads.
 """
 
 from ._model import BatchConfig, Model, Registry
 from .payments import PaymentModel
 from .risk import RiskModel
 from .risk_mlp import RiskMlpModel
+from .risk_seq import RiskSeqModel
 
-__all__ = ["BatchConfig", "Model", "PaymentModel", "Registry", "RiskMlpModel", "RiskModel"]
+__all__ = [
+    "BatchConfig",
+    "Model",
+    "PaymentModel",
+    "Registry",
+    "RiskMlpModel",
+    "RiskModel",
+    "RiskSeqModel",
+]

@@ -11,7 +11,8 @@ validates them (:func:`prepare_payment`), turns them into the engineered feature
 ``score`` and builds each result: ``risk`` (the fraud probability), ``decision`` (approve /
 review / decline by the model's thresholds), ``confidence`` (the probability of the chosen side,
 max(risk, 1 - risk)), ``model`` and ``version``. :class:`~tandem.models.RiskModel` (logistic
-regression) and :class:`~tandem.models.RiskMlpModel` (a numpy MLP) subclass it.
+regression), :class:`~tandem.models.RiskMlpModel` (a numpy MLP) and
+:class:`~tandem.models.RiskSeqModel` (a GRU, whose inputs add the card's history) subclass it.
 """
 
 from __future__ import annotations
@@ -122,10 +123,12 @@ def featurize(raw: Any) -> Any:
 
 @dataclass(frozen=True)
 class Prepared:
-    """One decoded input: its payments' rows, and whether it was a list."""
+    """One decoded input: its payments' rows, whether it was a list, and what else a model
+    prepared for them (``risk_seq``: their histories, an array with one entry per row)."""
 
     rows: list[tuple[float, ...]]
     many: bool
+    extra: Any = None
 
 
 def _number(
@@ -180,11 +183,12 @@ def prepare_payment(payment: Any, where: str = "payment", model: str = "risk") -
 
 
 class PaymentModel(Model):
-    """Base of the payment risk models: override ``load`` and ``results``.
+    """Base of the payment risk models: override ``load`` and ``results`` (or, for inputs
+    that carry more than a payment, ``prepare_items`` and ``results_of``).
 
     ``prepare`` validates a payment or a list of payments; ``predict_batch`` scores every
-    payment of every input in one ``results`` call and splits them back per input; ``stream``
-    of a list yields one result per payment, then a summary of the decisions.
+    payment of every input in one ``results_of`` call and splits them back per input;
+    ``stream`` of a list yields one result per payment, then a summary of the decisions.
 
     :param weights: a weights file written by ``python -m tandem.models.train``; default the
         bundled one (``load`` names it).
@@ -193,6 +197,8 @@ class PaymentModel(Model):
     batching: ClassVar[BatchConfig] = BatchConfig(
         max_batch_size=64, max_queue_delay_ms=2.0, max_queue_size=2048
     )
+    #: The decoded input ``warm()`` scores.
+    warm_item: ClassVar[Any] = WARM_PAYMENT
 
     def __init__(self, weights: str | Path | None = None) -> None:
         self._path = weights
@@ -200,6 +206,12 @@ class PaymentModel(Model):
         self._std: Any = None
         self._review = 0.5
         self._decline = 0.8
+
+    @classmethod
+    def examples(cls, n: int) -> list[Any]:
+        """``n`` varied, valid inputs (decoded JSON), the same on every call (for benchmarks
+        and tests): :func:`example_payments`."""
+        return example_payments(n)
 
     def weights_bytes(self, bundled: str) -> bytes:
         """The weights file's bytes: the one given to ``__init__``, else ``data/<bundled>``."""
@@ -227,13 +239,21 @@ class PaymentModel(Model):
         if isinstance(value, list):
             if not value:
                 raise BadRequest(f"{self.name} model: the payment list is empty")
-            rows = [prepare_payment(p, f"payment[{i}]", self.name) for i, p in enumerate(value)]
-            return Prepared(rows, many=True)
-        return Prepared([prepare_payment(value, model=self.name)], many=False)
+            return self.prepare_items(value, many=True)
+        return self.prepare_items([value], many=False)
+
+    def prepare_items(self, items: list[Any], many: bool) -> Prepared:
+        """Validates decoded payments (``many``: they came as a list, so errors name
+        ``payment[i]``)."""
+        rows = [
+            prepare_payment(p, f"payment[{i}]" if many else "payment", self.name)
+            for i, p in enumerate(items)
+        ]
+        return Prepared(rows, many)
 
     def warm(self) -> None:
-        """Scores one payment so numpy's first-call costs are paid before serving."""
-        self.predict_batch([Prepared([prepare_payment(WARM_PAYMENT)], many=False)])
+        """Scores ``warm_item`` so numpy's first-call costs are paid before serving."""
+        self.predict_batch([self.prepare_items([self.warm_item], many=False)])
 
     def features(self, rows: Sequence[tuple[float, ...]]) -> Any:
         """The ``(n, len(FEATURES))`` float64 feature matrix of prepared rows."""
@@ -248,6 +268,11 @@ class PaymentModel(Model):
     def results(self, rows: Sequence[tuple[float, ...]]) -> list[dict[str, Any]]:
         """One result dict per prepared row (see :meth:`result`)."""
         raise NotImplementedError(f"model {self.name!r} does not implement results")
+
+    def results_of(self, items: Sequence[Prepared]) -> list[dict[str, Any]]:
+        """One result dict per payment of the prepared inputs, in order (default: ``results``
+        of all their rows)."""
+        return self.results([row for item in items for row in item.rows])
 
     def result(self, risk: float, **extra: Any) -> dict[str, Any]:
         """The result of one payment whose fraud probability is ``risk``; ``extra`` keys go
@@ -266,8 +291,7 @@ class PaymentModel(Model):
 
     def predict_batch(self, inputs: list[Any]) -> list[Any]:
         """Scores every payment of every input in one vectorized pass."""
-        rows = [row for item in inputs for row in item.rows]
-        results = self.results(rows)
+        results = self.results_of(inputs)
         out: list[Any] = []
         at = 0
         for item in inputs:
@@ -280,10 +304,10 @@ class PaymentModel(Model):
         """A list: one result per payment (with its ``index``), then ``{"count",
         "decisions"}``. One payment: its result."""
         if not item.many:
-            yield from self.results(item.rows)
+            yield from self.results_of([item])
             return
         decisions: dict[str, int] = {}
-        for i, result in enumerate(self.results(item.rows)):
+        for i, result in enumerate(self.results_of([item])):
             decisions[result["decision"]] = decisions.get(result["decision"], 0) + 1
             yield {"index": i, **result}
         yield {"count": len(item.rows), "decisions": decisions}

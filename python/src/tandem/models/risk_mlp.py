@@ -83,14 +83,17 @@ class _Network:
         return self.w3 @ h2 + self.b3
 
 
-def read_weights(data: bytes) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Reads a weights file's bytes: ``(meta, arrays)``, the weights as float32."""
+def read_weights(
+    data: bytes, params: Sequence[str] = PARAMS
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Reads a weights file's bytes (an ``.npz`` from ``train.write_npz``): ``(meta,
+    arrays)``, the arrays named in ``params`` as float32."""
     import numpy as np
 
     with np.load(io.BytesIO(data), allow_pickle=False) as npz:
         meta = json.loads(str(npz["meta"]))
         arrays = {k: npz[k] for k in npz.files if k != "meta"}
-    for key in PARAMS:
+    for key in params:
         arrays[key] = np.ascontiguousarray(arrays[key], dtype=np.float32)
     return meta, arrays
 
