@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -155,3 +156,56 @@ def test_batcher_reports_model_failures_to_every_caller() -> None:
     assert all(isinstance(e, Remote) and e.type == "ValueError" for e in raised)
     short = _run(go("short"))
     assert all(isinstance(e, Remote) and "returned 2 outputs for 3 inputs" in str(e) for e in short)
+
+
+class _ThreadSpy(_Doubler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.threads: list[int] = []
+
+    def predict_batch(self, inputs: list[Any]) -> list[Any]:
+        self.threads.append(threading.get_ident())
+        return super().predict_batch(inputs)
+
+
+@pytest.mark.parametrize("inline", [True, False])
+def test_batcher_runs_inline_models_on_the_loop_thread(inline: bool) -> None:
+    model = _ThreadSpy()
+
+    async def go() -> int:
+        b = Batcher(model, BatchConfig(max_batch_size=4, max_queue_delay_ms=5, inline=inline))
+        try:
+            assert [
+                out for out, _ in await asyncio.gather(*(b.submit(i, None) for i in range(6)))
+            ] == [2 * i for i in range(6)]
+        finally:
+            await b.close()
+        return threading.get_ident()
+
+    loop_thread = _run(go())
+    assert model.threads and all((t == loop_thread) is inline for t in model.threads)
+
+
+def test_batcher_flushes_once_inputs_stop_arriving() -> None:
+    model = _Doubler()
+
+    async def go() -> float:
+        # The delay alone would hold the batch for 60 s (and _run gives up after 20 s); the
+        # idle flush sends it once no input came for 50 ms. Inputs 10 ms apart all join it.
+        b = Batcher(
+            model, BatchConfig(max_batch_size=64, max_queue_delay_ms=60_000, flush_idle_ms=50)
+        )
+        try:
+            started = time.monotonic()
+            futures = []
+            for i in range(5):
+                futures += b.submit_many([i], None)
+                await asyncio.sleep(0.01)
+            await asyncio.gather(*futures)
+            return time.monotonic() - started
+        finally:
+            await b.close()
+
+    elapsed = _run(go())
+    assert model.calls == [[0, 1, 2, 3, 4]]
+    assert elapsed < 10, elapsed

@@ -1,7 +1,10 @@
 //! A lean load generator for `inference.InferenceService/Predict`: `concurrency` tasks on one
 //! thread (tokio current-thread runtime) spread over `connections` HTTP/2 connections (each a
 //! bare tonic `Channel`, so SO_REUSEPORT can place them on different server processes), each
-//! task calling Predict back to back with the next input of a JSON-lines file.
+//! task calling Predict back to back with the next input of a JSON-lines file. Each call goes
+//! to the connection with the fewest calls in flight, as `tandem::grpc`'s balancer does: the
+//! kernel's hash may put five of eight connections on one server process, and a static split
+//! would load that process more.
 //!
 //! It exists so `bench/grpc_bench.py` measures the server, not its client: a Python grpc.aio
 //! client spends 0.3–0.45 ms CPU per call on the cores the server needs; this one a few µs.
@@ -20,6 +23,7 @@
 #![allow(clippy::print_stdout, missing_docs)]
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -72,7 +76,7 @@ struct Tally {
 }
 
 async fn user(
-    mut client: InferenceServiceClient<Channel>,
+    conns: Arc<Conns>,
     model: String,
     inputs: Arc<Vec<Vec<u8>>>,
     start: usize,
@@ -93,8 +97,12 @@ async fn user(
             parameters: HashMap::new(),
         });
         req.set_timeout(Duration::from_secs(10));
+        let conn = conns.least_loaded(k);
         k += step;
+        let mut client = conns.clients[conn].clone();
+        conns.in_flight[conn].fetch_add(1, Ordering::Relaxed);
         let outcome = client.predict(req).await;
+        conns.in_flight[conn].fetch_sub(1, Ordering::Relaxed);
         let t1 = Instant::now();
         tally.total += 1;
         if t0 < measure_from || t1 > stop_at {
@@ -117,6 +125,23 @@ async fn user(
                 }
             }
         }
+    }
+}
+
+/// The connections and the calls in flight on each.
+struct Conns {
+    clients: Vec<InferenceServiceClient<Channel>>,
+    in_flight: Vec<AtomicUsize>,
+}
+
+impl Conns {
+    /// The connection with the fewest calls in flight; ties go round from `salt`.
+    fn least_loaded(&self, salt: usize) -> usize {
+        let n = self.clients.len();
+        (0..n)
+            .map(|i| (salt + i) % n)
+            .min_by_key(|&i| self.in_flight[i].load(Ordering::Relaxed))
+            .unwrap_or(0)
     }
 }
 
@@ -154,6 +179,10 @@ async fn run(args: Args) -> Result<serde_json::Value, BoxError> {
                 .max_encoding_message_size(64 << 20),
         );
     }
+    let conns = Arc::new(Conns {
+        in_flight: clients.iter().map(|_| AtomicUsize::new(0)).collect(),
+        clients,
+    });
     let cpu0 = support::cpu_seconds();
     let start = Instant::now();
     let measure_from = start + Duration::from_secs_f64(args.warmup);
@@ -161,7 +190,7 @@ async fn run(args: Args) -> Result<serde_json::Value, BoxError> {
     let tasks: Vec<_> = (0..args.concurrency)
         .map(|i| {
             tokio::spawn(user(
-                clients[i % clients.len()].clone(),
+                conns.clone(),
                 args.model.clone(),
                 inputs.clone(),
                 i,

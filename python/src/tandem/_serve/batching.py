@@ -5,7 +5,9 @@ waited ``max_queue_delay_ms`` (Triton's dynamic batcher). Inputs past ``max_queu
 waiting ones are refused at once (:class:`~tandem.errors.Overloaded`); inputs whose deadline
 passed while queued are dropped before compute (:class:`~tandem.errors.Timeout`). The model
 runs in its own thread pool (``max_concurrent_batches`` threads) so the event loop keeps
-accepting calls while numpy computes.
+accepting calls while numpy computes, or on the event loop itself when the model's
+``BatchConfig.inline`` says so (models of many small steps, which a busy loop thread would
+stall at every GIL hand-off).
 """
 
 from __future__ import annotations
@@ -54,16 +56,19 @@ class Batcher:
         self.model = model
         self.max_batch_size = config.effective_batch_size()
         self.delay_s = max(0.0, config.max_queue_delay_ms) / 1000.0
+        self.idle_s = max(0.0, config.flush_idle_ms) / 1000.0
+        self._last_arrival = 0.0
         self.max_queue_size = max(1, config.max_queue_size)
+        self.inline = config.inline
         self._queue: deque[_Item] = deque()
         self._arrived = asyncio.Event()
+        concurrent = 1 if config.inline else max(1, config.max_concurrent_batches)
         self._executor = ThreadPoolExecutor(
-            max_workers=max(1, config.max_concurrent_batches),
-            thread_name_prefix=f"model-{model.name}",
+            max_workers=concurrent, thread_name_prefix=f"model-{model.name}"
         )
         self._tasks = [
             asyncio.get_running_loop().create_task(self._consume(), name=f"batcher-{model.name}")
-            for _ in range(max(1, config.max_concurrent_batches))
+            for _ in range(concurrent)
         ]
         self.batches = 0
         self.inputs = 0
@@ -90,6 +95,7 @@ class Batcher:
         now = time.monotonic()
         items = [_Item(v, deadline, now, loop.create_future()) for v in values]
         self._queue.extend(items)
+        self._last_arrival = now
         self._arrived.set()
         return [item.future for item in items]
 
@@ -108,7 +114,10 @@ class Batcher:
             await self._arrived.wait()
         flush_at = self._queue[0].enqueued + self.delay_s
         while len(self._queue) < self.max_batch_size:
-            left = flush_at - time.monotonic()
+            now = time.monotonic()
+            left = flush_at - now
+            if self.idle_s:
+                left = min(left, self._last_arrival + self.idle_s - now)
             if left <= 0:
                 break
             self._arrived.clear()
@@ -140,10 +149,14 @@ class Batcher:
             if not batch:
                 continue
             started = time.monotonic()
+            values = [item.value for item in batch]
             try:
-                outputs = await loop.run_in_executor(
-                    self._executor, self.model.predict_batch, [item.value for item in batch]
-                )
+                if self.inline:
+                    outputs = self.model.predict_batch(values)
+                else:
+                    outputs = await loop.run_in_executor(
+                        self._executor, self.model.predict_batch, values
+                    )
                 if len(outputs) != len(batch):
                     raise Remote(
                         "tandem.ModelError",

@@ -122,6 +122,7 @@ class _Worker:
                     max_queue_size=config.max_queue_size,
                     supports_batching=False,
                     max_concurrent_batches=config.max_concurrent_batches,
+                    inline=config.inline,
                 )
             from .batching import Batcher
 

@@ -18,16 +18,29 @@ class BatchConfig:
 
     :param max_batch_size: most inputs per ``predict_batch`` call.
     :param max_queue_delay_ms: how long the first queued input waits for others to join.
+    :param flush_idle_ms: dispatch before ``max_queue_delay_ms`` once no input has arrived
+        for this long (0: off). With a long delay it lets a batch take every call that is
+        streaming in, and go as soon as they stop.
     :param max_queue_size: inputs allowed to wait; past it calls fail with RESOURCE_EXHAUSTED.
     :param supports_batching: False serves inputs one at a time (``max_batch_size`` is then 1).
     :param max_concurrent_batches: ``predict_batch`` calls allowed at once (threads).
+    :param inline: run ``predict_batch`` on the event loop's own thread, one batch at a time,
+        instead of in a worker thread. For models made of many small numpy steps (a recurrent
+        network's time steps): each BLAS call releases the GIL, the busy event loop thread
+        takes it, and the model thread waits up to the interpreter's switch interval (5 ms)
+        to get it back, at every step (the GIL convoy). On the loop the batch runs without
+        those hand-offs; calls that arrive meanwhile wait in gRPC's buffers and join the next
+        batch. Health checks wait for the batch in flight too, so keep batches to
+        milliseconds.
     """
 
     max_batch_size: int = 64
     max_queue_delay_ms: float = 2.0
+    flush_idle_ms: float = 0.0
     max_queue_size: int = 1024
     supports_batching: bool = True
     max_concurrent_batches: int = 1
+    inline: bool = False
 
     def effective_batch_size(self) -> int:
         """``max_batch_size``, or 1 when the model does not support batching."""

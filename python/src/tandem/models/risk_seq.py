@@ -23,11 +23,13 @@ a few times one, so batching gains far more than for the other models (docs/grpc
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
 from ..errors import BadRequest
+from ._model import BatchConfig
 from .gru import layer_names, logits
 from .history import (
     HISTORY_LENGTH,
@@ -54,6 +56,14 @@ class RiskSeqModel(PaymentModel):
 
     name: ClassVar[str] = "risk_seq"
     version: ClassVar[str] = "1"
+    #: On the event loop's thread: its ~260 small BLAS calls per batch would each hand the GIL
+    #: to a busy loop thread and wait for it back (BatchConfig.inline). A batch waits until
+    #: calls stop coming for 4 ms (at most 20 ms): the loop takes calls only between batches,
+    #: so a batch that left early would split the calls in flight and make half of them wait
+    #: a whole extra batch. docs/grpc.md has what this trades at low load.
+    batching: ClassVar[BatchConfig] = dataclasses.replace(
+        PaymentModel.batching, max_queue_delay_ms=20.0, flush_idle_ms=4.0, inline=True
+    )
     warm_item: ClassVar[Any] = {
         "payment": WARM_PAYMENT,
         "history": {"amount": [12.0], "merchant_category": ["grocery"], "minutes_ago": [1440]},
