@@ -40,7 +40,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tandem.models import PaymentModel, RiskMlpModel, RiskModel, RiskSeqModel
+from tandem.models import BUNDLED
 from tandem.models.blas import BLAS_THREAD_VARS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,17 +48,12 @@ RESULTS = ROOT / "bench" / "results" / "grpc.md"
 
 SERVICE = """
 import tandem
-from tandem.models import Registry, RiskMlpModel, RiskModel, RiskSeqModel
+from tandem.models import BUNDLED, Registry
 app = tandem.App("bench")
-models = Registry([RiskModel(), RiskMlpModel(), RiskSeqModel()])
+models = Registry(model() for model in BUNDLED.values())
 """
 
-MODEL_CLASSES: dict[str, type[PaymentModel]] = {
-    "risk": RiskModel,
-    "risk_mlp": RiskMlpModel,
-    "risk_seq": RiskSeqModel,
-}
-MODELS = tuple(MODEL_CLASSES)
+MODELS = tuple(BUNDLED)
 MODEL_LABELS = {
     "risk": "risk (logistic regression)",
     "risk_mlp": "risk_mlp (MLP 16-1024-1024-1, float32)",
@@ -70,7 +65,7 @@ BLAS_MODELS = ("risk_mlp", "risk_seq")
 
 def inputs_for(model: str, n: int = 256) -> list[bytes]:
     """The model's example inputs as request payloads (the same on every run)."""
-    return [json.dumps(p).encode() for p in MODEL_CLASSES[model].examples(n)]
+    return [json.dumps(p).encode() for p in BUNDLED[model].examples(n)]
 
 
 # ----- orchestration -------------------------------------------------------------------------

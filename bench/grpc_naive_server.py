@@ -18,7 +18,7 @@ from typing import Any
 
 import grpc
 from tandem._proto import inference_pb2, inference_pb2_grpc
-from tandem.models import Model, RiskMlpModel, RiskModel, RiskSeqModel
+from tandem.models import BUNDLED, Model
 
 log = logging.getLogger("bench.naive")
 
@@ -42,20 +42,13 @@ class Naive(inference_pb2_grpc.InferenceServiceServicer):  # type: ignore[misc]
         )
 
 
-MODELS: dict[str, type[Model]] = {
-    "risk": RiskModel,
-    "risk_mlp": RiskMlpModel,
-    "risk_seq": RiskSeqModel,
-}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--model", choices=sorted(MODELS), default="risk")
+    parser.add_argument("--model", choices=sorted(BUNDLED), default="risk")
     args = parser.parse_args()
     server = grpc.server(ThreadPoolExecutor(max_workers=10))
-    inference_pb2_grpc.add_InferenceServiceServicer_to_server(Naive(MODELS[args.model]()), server)
+    inference_pb2_grpc.add_InferenceServiceServicer_to_server(Naive(BUNDLED[args.model]()), server)
     server.add_insecure_port(f"127.0.0.1:{args.port}")
     server.start()
     signal.signal(signal.SIGTERM, lambda *_: server.stop(1))

@@ -18,7 +18,7 @@ import json  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 
-from tandem.models import PaymentModel, RiskMlpModel, RiskModel, RiskSeqModel  # noqa: E402
+from tandem.models import BUNDLED, PaymentModel  # noqa: E402
 
 BATCHES = (1, 8, 64)
 
@@ -41,7 +41,7 @@ def measure(model: PaymentModel, batch: int, seconds: float) -> float:
 def run(seconds: float) -> dict[str, dict[str, float]]:
     """``{model: {"1": ms per call, "8": ..., "64": ...}}``."""
     out: dict[str, dict[str, float]] = {}
-    for model in (RiskModel(), RiskMlpModel(), RiskSeqModel()):
+    for model in (cls() for cls in BUNDLED.values()):
         model.load()
         model.warm()
         out[model.name] = {str(b): 1000 * measure(model, b, seconds) for b in BATCHES}

@@ -9,6 +9,17 @@ from tandem.models import PaymentModel
 
 M = TypeVar("M", bound=PaymentModel)
 
+#: A payment every bundled model should decline: large, gift cards, at 3 am, abroad, on a
+#: day-old card used eight times in the hour.
+HIGH_RISK = {
+    "amount": 1200,
+    "merchant_category": "gift_cards",
+    "country_mismatch": True,
+    "hour": 3,
+    "velocity_1h": 8,
+    "card_age_days": 1,
+}
+
 
 def loaded(model: M) -> M:
     """The model after ``load()`` and ``warm()``, as a serve worker has it."""

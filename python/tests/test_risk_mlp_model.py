@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from model_helpers import loaded, score
+from model_helpers import HIGH_RISK, loaded, score
 
 from tandem.models import RiskMlpModel, RiskModel
 from tandem.models.payments import FEATURES, example_payments
@@ -15,14 +15,6 @@ from tandem.models.train import DEFAULT_SEED, train_mlp, write_npz
 
 pytestmark = pytest.mark.timeout(60)
 
-HIGH = {
-    "amount": 1200,
-    "merchant_category": "gift_cards",
-    "country_mismatch": True,
-    "hour": 3,
-    "velocity_1h": 8,
-    "card_age_days": 1,
-}
 LOW = {"amount": 20, "merchant_category": "grocery", "card_present": True, "hour": 13}
 
 
@@ -35,7 +27,7 @@ def test_bundled_weights_load_and_rank_risk(model: RiskMlpModel) -> None:
     assert tuple(model.meta["features"]) == FEATURES
     assert model.meta["hidden"] == [1024, 1024]
     assert model.meta["metrics"]["holdout_auc"] > 0.85
-    low, high = score(model, LOW), score(model, HIGH)
+    low, high = score(model, LOW), score(model, HIGH_RISK)
     assert set(high) == {"risk", "decision", "confidence", "model", "version"}
     assert high["model"] == "risk_mlp" and high["version"] == "1"
     assert low["decision"] == "approve" and high["decision"] == "decline"
@@ -93,7 +85,7 @@ def test_training_is_deterministic_and_loadable(tmp_path: Path) -> None:
     assert first[1]["w2"].dtype == np.float16 and first[0]["hidden"] == [32, 32]
     small = RiskMlpModel(weights=a)
     small.load()
-    assert 0.0 < score(small, HIGH)["risk"] < 1.0
+    assert 0.0 < score(small, HIGH_RISK)["risk"] < 1.0
 
 
 def test_weights_for_other_features_are_refused(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ import json
 from importlib import resources
 
 import pytest
-from model_helpers import loaded, score
+from model_helpers import HIGH_RISK, loaded, score
 
 from tandem.models import RiskModel
 from tandem.models.train import DEFAULT_SEED, dumps, generate, train
@@ -39,17 +39,7 @@ def test_high_risk_payments_score_higher(model: RiskModel) -> None:
             "hour": 13,
         },
     )
-    high = score(
-        model,
-        {
-            "amount": 1200,
-            "merchant_category": "gift_cards",
-            "country_mismatch": True,
-            "hour": 3,
-            "velocity_1h": 8,
-            "card_age_days": 1,
-        },
-    )
+    high = score(model, HIGH_RISK)
     assert low["decision"] == "approve" and high["decision"] == "decline"
     assert high["risk"] > 0.6 > 0.05 > low["risk"]
     assert "country_mismatch" in high["top_factors"]

@@ -9,13 +9,14 @@ finish within ``grace_s`` → shutdown hooks → exit.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import signal
 from typing import Any
 
 from ..app import App
-from ..models import BatchConfig, Registry
+from ..models import Registry
 from ..models.blas import limit_blas_threads
 from .settings import ServeSettings
 
@@ -116,13 +117,8 @@ class _Worker:
             await asyncio.to_thread(model.warm)
             config = model.batching
             if not self.settings.batching:
-                config = BatchConfig(
-                    max_batch_size=1,
-                    max_queue_delay_ms=0,
-                    max_queue_size=config.max_queue_size,
-                    supports_batching=False,
-                    max_concurrent_batches=config.max_concurrent_batches,
-                    inline=config.inline,
+                config = dataclasses.replace(
+                    config, max_batch_size=1, max_queue_delay_ms=0, supports_batching=False
                 )
             from .batching import Batcher
 

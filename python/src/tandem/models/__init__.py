@@ -16,7 +16,13 @@ from .risk import RiskModel
 from .risk_mlp import RiskMlpModel
 from .risk_seq import RiskSeqModel
 
+#: The bundled payment risk models, by model name.
+BUNDLED: dict[str, type[PaymentModel]] = {
+    m.name: m for m in (RiskModel, RiskMlpModel, RiskSeqModel)
+}
+
 __all__ = [
+    "BUNDLED",
     "BatchConfig",
     "Model",
     "PaymentModel",

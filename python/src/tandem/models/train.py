@@ -112,15 +112,30 @@ def _auc(scores: Any, labels: Any) -> float:
     return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
-def _standardised(n: int, seed: int) -> tuple[Any, Any, Any, Any, int]:
-    """The data set's features standardised on its training part: ``(z, y, mean, std, split)``."""
-    raw, y = generate(n, seed)
+def _standardise(raw: Any) -> tuple[Any, Any, Any, int]:
+    """Payments' features (rows in RAW_FIELDS order) standardised on the first 80 %, the
+    training part: ``(z, mean, std, split)``."""
     x = featurize(raw)
-    split = int(n * 0.8)
+    split = int(len(x) * 0.8)
     mean = x[:split].mean(axis=0)
     std = x[:split].std(axis=0)
     std[std == 0] = 1.0
-    return (x - mean) / std, y, mean, std, split
+    return (x - mean) / std, mean, std, split
+
+
+def _standardised(n: int, seed: int) -> tuple[Any, Any, Any, Any, int]:
+    """The data set's features standardised on its training part: ``(z, y, mean, std, split)``."""
+    raw, y = generate(n, seed)
+    z, mean, std, split = _standardise(raw)
+    return z, y, mean, std, split
+
+
+def _metrics(holdout: Any, y: Any, split: int) -> dict[str, float]:
+    """The fraud rate of labels ``y`` and the AUC of ``holdout`` scores on ``y[split:]``."""
+    return {
+        "fraud_rate": float(f"{float(y.mean()):.6g}"),
+        "holdout_auc": float(f"{_auc(holdout, y[split:]):.6g}"),
+    }
 
 
 def _round(values: Any) -> list[float]:
@@ -166,10 +181,7 @@ def train(seed: int = DEFAULT_SEED, n: int = DEFAULT_SAMPLES) -> dict[str, Any]:
         "weights": _round(beta[1:]),
         "bias": float(f"{beta[0]:.6g}"),
         "thresholds": {"review": 0.2, "decline": 0.6},
-        "metrics": {
-            "fraud_rate": float(f"{float(y.mean()):.6g}"),
-            "holdout_auc": float(f"{_auc(holdout, y[split:]):.6g}"),
-        },
+        "metrics": _metrics(holdout, y, split),
     }
 
 
@@ -267,10 +279,7 @@ def train_mlp(
         "features": list(FEATURES),
         "categories": list(CATEGORIES),
         "thresholds": {"review": 0.2, "decline": 0.6},
-        "metrics": {
-            "fraud_rate": float(f"{float(y64.mean()):.6g}"),
-            "holdout_auc": float(f"{_auc(holdout, y64[split:]):.6g}"),
-        },
+        "metrics": _metrics(holdout, y64, split),
     }
     return meta, arrays
 
@@ -493,11 +502,8 @@ def train_seq(
     from .history import STEP_FEATURES, standardize_steps, step_features
 
     payments, histories, y64 = generate_sequences(n, seed)
-    split = int(n * 0.8)
-    x = featurize(payments)
-    mean, std = x[:split].mean(axis=0), x[:split].std(axis=0)
-    std[std == 0] = 1.0
-    pay = ((x - mean) / std).astype(np.float32)
+    z, mean, std, split = _standardise(payments)
+    pay = z.astype(np.float32)
     step_mean, step_std = _step_standardisation(payments[:split], histories[:split])
 
     def steps(idx: Any) -> Any:
@@ -540,8 +546,7 @@ def train_seq(
         "categories": list(CATEGORIES),
         "thresholds": {"review": 0.2, "decline": 0.6},
         "metrics": {
-            "fraud_rate": float(f"{float(y64.mean()):.6g}"),
-            "holdout_auc": float(f"{_auc(holdout, y64[split:]):.6g}"),
+            **_metrics(holdout, y64, split),
             "holdout_auc_logistic": float(f"{_auc(logistic, y64[split:]):.6g}"),
         },
     }
