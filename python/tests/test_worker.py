@@ -280,3 +280,43 @@ def test_spin_returns_when_a_byte_or_eof_waits_without_consuming_it() -> None:
         a.close()
         assert spin_until_readable(b, 10.0) is True  # end of stream counts
         assert b.recv(1) == b""
+
+
+def test_inbox_reassembles_frames_across_reads_and_past_its_buffer() -> None:
+    from tandem.worker import _Inbox
+
+    a, b = socket.socketpair()
+    with a, b:
+        inbox = _Inbox(b, size=16)
+        big = bytes(range(256)) * 4  # larger than the 16-byte buffer: read into its own
+        a.sendall(b"abcdefghij")
+        assert inbox.read(4) == b"abcd"
+        assert not inbox.empty
+        a.sendall(b"klmnopqrstuvwxyz0123")  # the 6 buffered bytes must move to the front
+        assert inbox.read(14) == b"efghijklmnopqr"
+        assert inbox.read(10) == b"stuvwxyz01"
+        a.sendall(big)
+        assert inbox.read(2 + len(big)) == b"23" + big
+        assert inbox.empty
+        a.sendall(b"tail")
+        assert inbox.discard(2) == 2
+        a.close()
+        assert inbox.read(8) == b"il"  # fewer only because the stream ended
+        assert inbox.read(4) == b""
+        assert inbox.read(64) == b""
+
+
+def test_worker_serves_frames_that_arrive_a_few_bytes_at_a_time(peer: Peer) -> None:
+    peer.read()
+    payload = b'"' + b"x" * 3000 + b'"'
+    frames = b"".join(
+        _wire.encode(_wire.CALL, i, _wire.call_body(method="echo", codec="json", payload=payload))
+        for i in (1, 2)
+    )
+    for at in range(0, len(frames), 7):
+        peer.sock.sendall(frames[at : at + 7])
+        time.sleep(0.0002 if at % 700 == 0 else 0)
+    for i in (1, 2):
+        ok = peer.read()
+        assert ok.type == _wire.OK and ok.id == i and ok.body["payload"] == payload
+    assert peer.close() == 0

@@ -100,7 +100,7 @@ def check_len(length: int, max_frame: int) -> int:
     return length
 
 
-def decode_header(header: bytes) -> tuple[int, int]:
+def decode_header(header: bytes | bytearray | memoryview) -> tuple[int, int]:
     """Checks a 14-byte header and returns ``(type, id)``."""
     magic, version, type_, flags, id_ = _HEADER.unpack(header)
     if magic != MAGIC:
@@ -118,7 +118,7 @@ def decode_header(header: bytes) -> tuple[int, int]:
     return type_, id_
 
 
-def decode_body(type_: int, data: bytes) -> dict[str, Any]:
+def decode_body(type_: int, data: bytes | memoryview) -> dict[str, Any]:
     """Decodes a frame body, which must be exactly one msgpack map."""
     name = TYPE_NAMES[type_]
     msgpack = _msgpack()

@@ -25,7 +25,7 @@ import sys
 import threading
 import time
 from types import FrameType
-from typing import Any, BinaryIO, cast
+from typing import Any
 
 from . import _wire
 from .app import App, Context
@@ -36,14 +36,74 @@ __all__ = ["main", "run", "spin_until_readable"]
 log = logging.getLogger("tandem.worker")
 
 
-def _discard(stream: BinaryIO, n: int) -> int:
-    left = n
-    while left:
-        chunk = stream.read(min(left, 1 << 16))
-        if not chunk:
-            break
-        left -= len(chunk)
-    return n - left
+class _Inbox:
+    """The wire's incoming bytes, read with as few ``recv`` calls as the frames allow.
+
+    A small frame usually arrives whole in one ``recv_into`` of a reused buffer; a frame larger
+    than that buffer is read into its own, so the buffer never grows.
+    """
+
+    def __init__(self, sock: socket.socket, size: int = 1 << 16) -> None:
+        self._recv_into = sock.recv_into
+        self._buf = bytearray(size)
+        self._view = memoryview(self._buf)
+        self._pos = 0
+        self._end = 0
+
+    @property
+    def empty(self) -> bool:
+        """Whether no received byte waits in the buffer."""
+        return self._pos == self._end
+
+    def read(self, n: int) -> bytes | bytearray:
+        """Exactly ``n`` bytes, or fewer only when the stream ends first."""
+        pos, end = self._pos, self._end
+        if end - pos >= n:
+            self._pos = pos + n
+            return self._view[pos : pos + n].tobytes()
+        if n > len(self._buf):
+            return self._read_large(n)
+        while self._end - self._pos < n:
+            if self._end == len(self._buf):  # full: move the partial frame to the front
+                rest = self._view[self._pos : self._end].tobytes()
+                self._buf[: len(rest)] = rest
+                self._pos, self._end = 0, len(rest)
+            got = self._recv_into(self._view[self._end :])
+            if not got:
+                break
+            self._end += got
+        pos = self._pos
+        take = min(n, self._end - pos)
+        self._pos = pos + take
+        out = self._view[pos : pos + take].tobytes()
+        if self._pos == self._end:
+            self._pos = self._end = 0
+        return out
+
+    def _read_large(self, n: int) -> bytearray:
+        out = bytearray(n)
+        have = self._end - self._pos
+        out[:have] = self._view[self._pos : self._end]
+        self._pos = self._end = 0
+        view = memoryview(out)
+        while have < n:
+            got = self._recv_into(view[have:])
+            if not got:
+                del view
+                del out[have:]
+                break
+            have += got
+        return out
+
+    def discard(self, n: int) -> int:
+        """Skips ``n`` bytes without keeping them; returns how many there were."""
+        left = n
+        while left:
+            chunk = self.read(min(left, len(self._buf)))
+            if not chunk:
+                break
+            left -= len(chunk)
+        return n - left
 
 
 _PEEK = socket.MSG_PEEK | socket.MSG_DONTWAIT
@@ -75,7 +135,7 @@ class _Loop:
     def __init__(self, app: App, sock: socket.socket, max_frame: int) -> None:
         self.app = app
         self.sock = sock
-        self.stream = cast(BinaryIO, sock.makefile("rb", buffering=1 << 16))
+        self.inbox = _Inbox(sock)
         self.max_frame = max_frame
         self.max_payload = max(0, max_frame - _wire.FRAME_OVERHEAD)
         #: Seconds to poll for the next frame after this answer (the call's ``spin_us``).
@@ -86,7 +146,7 @@ class _Loop:
 
     def next_frame(self) -> _wire.Frame | None:
         """The next frame; None when the stream ended or a frame was refused and skipped."""
-        prefix = self.stream.read(4) or b""
+        prefix = self.inbox.read(4)
         if not prefix:
             raise _wire.EndOfStream
         if len(prefix) < 4:
@@ -94,11 +154,11 @@ class _Loop:
         length = int.from_bytes(prefix, "big")
         if length > self.max_frame and length >= _wire.HEADER_LEN:
             # Refuse without allocating: read the header for the id, skip the body, answer.
-            header = self.stream.read(_wire.HEADER_LEN) or b""
+            header = self.inbox.read(_wire.HEADER_LEN)
             if len(header) < _wire.HEADER_LEN:
                 raise _wire.WireError("truncated", "truncated frame header")
             _, id_ = _wire.decode_header(header)
-            _discard(self.stream, length - _wire.HEADER_LEN)
+            self.inbox.discard(length - _wire.HEADER_LEN)
             self.send(
                 _wire.ERROR,
                 id_,
@@ -112,7 +172,7 @@ class _Loop:
             )
             return None
         _wire.check_len(length, self.max_frame)
-        rest = self.stream.read(length) or b""
+        rest = memoryview(self.inbox.read(length))
         if len(rest) < length:
             raise _wire.WireError("truncated", f"truncated frame: {len(rest)} of {length} bytes")
         type_, id_ = _wire.decode_header(rest[: _wire.HEADER_LEN])
@@ -158,7 +218,7 @@ class _Loop:
 
     def serve(self) -> None:
         while True:
-            if self.spin_s:
+            if self.spin_s and self.inbox.empty:
                 spin_until_readable(self.sock, self.spin_s)
                 self.spin_s = 0.0
             try:

@@ -129,6 +129,32 @@ pub(crate) struct Worker {
     pub(crate) served: u64,
 }
 
+/// Polls `fd` for up to `budget`, yielding the CPU between polls, until a byte (or end of
+/// stream) waits on it; returns whether one does. Nothing is consumed.
+#[allow(unsafe_code)]
+fn spin_until_readable(fd: i32, budget: Duration) -> bool {
+    let start = std::time::Instant::now();
+    let mut byte = 0u8;
+    loop {
+        // SAFETY: recv(2) writes at most one byte into `byte`, which outlives the call.
+        let n = unsafe {
+            libc::recv(
+                fd,
+                std::ptr::addr_of_mut!(byte).cast(),
+                1,
+                libc::MSG_PEEK | libc::MSG_DONTWAIT,
+            )
+        };
+        if n >= 0 {
+            return true;
+        }
+        if start.elapsed() >= budget {
+            return false;
+        }
+        std::thread::yield_now();
+    }
+}
+
 /// Sends SIGKILL to the process group led by `pid` (each worker leads its own group).
 pub(crate) fn kill_group(pid: u32) {
     if let Ok(pid) = i32::try_from(pid) {
@@ -451,6 +477,12 @@ impl Worker {
         if self.writer.write_all(&bytes).await.is_err() {
             return Err(Broken::Exited);
         }
+        if body.spin_us > 0 && self.reader.buffer().is_empty() {
+            // Poll for the answer as the worker will for the next call (`PoolBuilder::spin`):
+            // a quick answer is then read at once, without the runtime's sleep and wake-up.
+            let fd = self.reader.get_ref().as_ref().as_raw_fd();
+            spin_until_readable(fd, Duration::from_micros(body.spin_us));
+        }
         let frame = match frame::read_frame(&mut self.reader, self.max_frame).await {
             Ok(f) => f,
             Err(ReadError::Eof | ReadError::Io(_)) => return Err(Broken::Exited),
@@ -549,6 +581,26 @@ impl Drop for Worker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::{Read, Write};
+
+    #[test]
+    fn spin_sees_a_waiting_byte_or_end_of_stream_without_consuming_it() {
+        let (mut a, mut b) = StdUnixStream::pair().unwrap();
+        let fd = b.as_raw_fd();
+        let started = std::time::Instant::now();
+        assert!(!spin_until_readable(fd, Duration::from_millis(5)));
+        assert!(started.elapsed() >= Duration::from_millis(5));
+        a.write_all(b"xy").unwrap();
+        assert!(spin_until_readable(fd, Duration::from_secs(10)));
+        let mut got = [0u8; 2];
+        b.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"xy", "the peek must leave both bytes");
+        drop(a);
+        assert!(
+            spin_until_readable(fd, Duration::from_secs(10)),
+            "end of stream counts"
+        );
+    }
 
     #[test]
     fn exits_are_described_with_their_signal_name() {

@@ -14,7 +14,7 @@ pub const DEFAULT_MAX_PAYLOAD: usize = 64 * 1024 * 1024;
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default time a worker has to import the app and say ready: 10 s.
 pub const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(10);
-/// Default time a worker that just answered waits busily for the next call: 50 µs.
+/// Default time each side of a call polls for the other before sleeping: 50 µs.
 pub const DEFAULT_SPIN: Duration = Duration::from_micros(50);
 
 /// Builds a [`Pool`]; every option has a documented default.
@@ -152,15 +152,19 @@ impl PoolBuilder {
         self
     }
 
-    /// How long a worker that just answered polls for the next call before it sleeps
-    /// (default 50 µs; `Duration::ZERO` turns it off).
+    /// How long each side of a call polls the wire before it sleeps (default 50 µs;
+    /// `Duration::ZERO` turns it off): the caller, for the answer, right after sending the call;
+    /// the worker, for the next call, right after answering.
     ///
-    /// The worker peeks at the wire without blocking and yields the CPU between peeks
-    /// (`sched_yield`), so any other runnable thread, the caller's included, goes first. A call
-    /// that comes within the spin finds the worker awake on its CPU instead of asleep: on a
-    /// VM whose idle vCPUs halt at once, waking a sleeping worker costs a VM exit, and this
-    /// halves the pool's latency at low concurrency (`docs/internals/process.md`, "Where the
-    /// time goes"). The price is up to this much CPU per call when no next call comes.
+    /// Both peek at the wire without blocking and yield the CPU between peeks (`sched_yield`),
+    /// so any other runnable thread goes first. An answer or a call that comes within the spin
+    /// finds its reader awake on its CPU instead of asleep: on a VM whose idle vCPUs halt at
+    /// once, waking a sleeper costs a VM exit, and the spin cuts the pool's latency at low
+    /// concurrency by a third to a half (`docs/internals/process.md`, "Where the time goes").
+    /// The spin is asked for only while no caller waits for a worker. Its price: up to this
+    /// much CPU per call on each side when the answer or the next call is slower, and the
+    /// caller's runtime thread is held for that long (do not set it high on a
+    /// `current_thread` runtime that serves other work).
     pub fn spin(mut self, spin: Duration) -> Self {
         self.spin = spin;
         self
