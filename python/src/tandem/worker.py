@@ -59,8 +59,11 @@ class _Inbox:
         """Exactly ``n`` bytes, or fewer only when the stream ends first."""
         pos, end = self._pos, self._end
         if end - pos >= n:
-            self._pos = pos + n
-            return self._view[pos : pos + n].tobytes()
+            out = self._view[pos : pos + n].tobytes()
+            pos += n
+            # Drained: the next recv fills the buffer from its start, room for a whole frame.
+            self._pos, self._end = (0, 0) if pos == end else (pos, end)
+            return out
         if n > len(self._buf):
             return self._read_large(n)
         while self._end - self._pos < n:
