@@ -35,7 +35,8 @@ fn repo_root() -> PathBuf {
         .expect("repository root")
 }
 
-/// Calls per case: enough for a stable p99 in steady state, small enough for a ~2 minute run.
+/// Calls per case: enough for a stable p99 in steady state, small enough for a run of about a
+/// minute.
 fn calls(payload: usize, concurrency: usize) -> u64 {
     match (payload, concurrency) {
         (SMALL, 1) => 20_000,
@@ -266,6 +267,16 @@ struct Row {
     sleepy: Option<Report>,
 }
 
+impl Row {
+    /// Every report of the row.
+    fn reports(&self) -> impl Iterator<Item = &Report> {
+        self.floor
+            .iter()
+            .chain(&self.sleepy)
+            .chain([&self.naive, &self.pool])
+    }
+}
+
 fn render(rows: &[Row], bare: &Report, script: &Report, script_bare: &Report) -> String {
     let mut s = String::new();
     let date = utc_now();
@@ -311,24 +322,10 @@ fn render(rows: &[Row], bare: &Report, script: &Report, script_bare: &Report) ->
             pool.p99_us / naive.p99_us,
         );
     }
-    let reports = |r: &'_ Row| {
-        let Row {
-            floor,
-            naive,
-            pool,
-            sleepy,
-        } = r;
-        floor
-            .iter()
-            .chain(sleepy)
-            .chain([naive, pool])
-            .cloned()
-            .collect::<Vec<_>>()
-    };
-    let errors: u64 = rows.iter().flat_map(reports).map(|r| r.errors).sum();
+    let errors: u64 = rows.iter().flat_map(Row::reports).map(|r| r.errors).sum();
     let _ = writeln!(s, "\nErrors across all pool/naive/floor runs: {errors}.\n");
     for row in rows {
-        for r in reports(row) {
+        for r in row.reports() {
             if let Some(e) = &r.first_error {
                 let _ = writeln!(
                     s,

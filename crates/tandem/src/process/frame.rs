@@ -341,7 +341,8 @@ pub struct CallBody {
     /// Free headers.
     pub headers: BTreeMap<String, String>,
     /// Microseconds the worker may poll for the next call after answering this one before it
-    /// sleeps (`PoolBuilder::spin`); written only when non-zero, absent means 0.
+    /// sleeps (`PoolBuilder::spin`; the caller polls as long for the answer); written only
+    /// when non-zero, absent means 0.
     pub spin_us: u64,
 }
 

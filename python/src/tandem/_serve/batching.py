@@ -59,12 +59,16 @@ class Batcher:
         self.idle_s = max(0.0, config.flush_idle_ms) / 1000.0
         self._last_arrival = 0.0
         self.max_queue_size = max(1, config.max_queue_size)
-        self.inline = config.inline
         self._queue: deque[_Item] = deque()
         self._arrived = asyncio.Event()
         concurrent = 1 if config.inline else max(1, config.max_concurrent_batches)
-        self._executor = ThreadPoolExecutor(
-            max_workers=concurrent, thread_name_prefix=f"model-{model.name}"
+        #: The model's threads; None when its batches run on the event loop (``inline``).
+        self._executor = (
+            None
+            if config.inline
+            else ThreadPoolExecutor(
+                max_workers=concurrent, thread_name_prefix=f"model-{model.name}"
+            )
         )
         self._tasks = [
             asyncio.get_running_loop().create_task(self._consume(), name=f"batcher-{model.name}")
@@ -151,7 +155,7 @@ class Batcher:
             started = time.monotonic()
             values = [item.value for item in batch]
             try:
-                if self.inline:
+                if self._executor is None:
                     outputs = self.model.predict_batch(values)
                 else:
                     outputs = await loop.run_in_executor(
@@ -191,4 +195,5 @@ class Batcher:
                 item.future.set_exception(
                     Unavailable(f"model {self.model.name!r}: the server is shutting down")
                 )
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)

@@ -25,13 +25,13 @@ class BatchConfig:
     :param supports_batching: False serves inputs one at a time (``max_batch_size`` is then 1).
     :param max_concurrent_batches: ``predict_batch`` calls allowed at once (threads).
     :param inline: run ``predict_batch`` on the event loop's own thread, one batch at a time,
-        instead of in a worker thread (``max_concurrent_batches`` is then ignored). For models made of many small numpy steps (a recurrent
-        network's time steps): each BLAS call releases the GIL, the busy event loop thread
-        takes it, and the model thread waits up to the interpreter's switch interval (5 ms)
-        to get it back, at every step (the GIL convoy). On the loop the batch runs without
-        those hand-offs; calls that arrive meanwhile wait in gRPC's buffers and join the next
-        batch. Health checks wait for the batch in flight too, so keep batches to
-        milliseconds.
+        instead of in a worker thread (``max_concurrent_batches`` is then ignored). For models
+        made of many small numpy steps (a recurrent network's time steps): each BLAS call
+        releases the GIL, the busy event loop thread takes it, and the model thread waits up
+        to the interpreter's switch interval (5 ms) to get it back, at every step (the GIL
+        convoy). On the loop the batch runs without those hand-offs; calls that arrive
+        meanwhile wait in gRPC's buffers and join the next batch. Health checks wait for the
+        batch in flight too, so keep batches to milliseconds.
     """
 
     max_batch_size: int = 64

@@ -20,6 +20,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from .payments import sigmoid
+
 __all__ = ["layer_names", "logits", "loss_and_grads"]
 
 
@@ -126,7 +128,7 @@ def loss_and_grads(
     keep: list[list[Any]] = []
     xs, head_in, logit = _forward(params, steps, payment, keep)
     loss = float(np.mean(np.logaddexp(0.0, logit) - labels * logit))
-    dlogit = (1.0 / (1.0 + np.exp(-logit)) - labels) / len(labels)
+    dlogit = (sigmoid(logit) - labels) / len(labels)
     grads = {"head_w": head_in.T @ dlogit, "head_b": np.asarray(dlogit.sum(), dtype=logit.dtype)}
     hidden = xs[-1].shape[2]
     dout = np.zeros_like(xs[-1])

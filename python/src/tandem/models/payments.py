@@ -35,6 +35,7 @@ __all__ = [
     "Prepared",
     "featurize",
     "prepare_payment",
+    "sigmoid",
 ]
 
 #: Merchant categories the models know; the first is the one-hot baseline.
@@ -95,6 +96,13 @@ def example_payments(n: int) -> list[dict[str, Any]]:
         }
         for i in range(n)
     ]
+
+
+def sigmoid(logits: Any) -> Any:
+    """The fraud probability of each numpy logit, ``1 / (1 + e^-x)`` (the dtype is kept)."""
+    import numpy as np
+
+    return 1.0 / (1.0 + np.exp(-logits))
 
 
 def featurize(raw: Any) -> Any:

@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from .payments import CATEGORIES, FEATURES, RAW_FIELDS, PaymentModel, featurize
+from .payments import CATEGORIES, FEATURES, RAW_FIELDS, PaymentModel, featurize, sigmoid
 
 __all__ = ["CATEGORIES", "FEATURES", "RAW_FIELDS", "RiskModel", "featurize"]
 
@@ -50,11 +50,9 @@ class RiskModel(PaymentModel):
         self._bias = float(spec["bias"])
 
     def _scores(self, rows: Sequence[tuple[float, ...]]) -> tuple[Any, Any]:
-        import numpy as np
-
         contributions = self.standardized(rows) * self._w
         logits = contributions.sum(axis=1) + self._bias
-        return contributions, 1.0 / (1.0 + np.exp(-logits))
+        return contributions, sigmoid(logits)
 
     def _results(self, risks: Any, contributions: Any) -> list[dict[str, Any]]:
         import numpy as np

@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from .payments import PaymentModel
+from .payments import PaymentModel, sigmoid
 
 __all__ = ["PARAMS", "RiskMlpModel", "forward", "read_weights"]
 
@@ -127,7 +127,7 @@ class RiskMlpModel(PaymentModel):
         if self._net is None:
             raise RuntimeError("RiskMlpModel.load() was not called")
         logits = self._net.logits(self.standardized(rows)).astype(np.float64)
-        return 1.0 / (1.0 + np.exp(-logits))
+        return sigmoid(logits)
 
     def results(self, rows: Sequence[tuple[float, ...]]) -> list[dict[str, Any]]:
         """Scores the payments in one pass through the network (one matrix product per

@@ -39,7 +39,7 @@ from .history import (
     standardize_steps,
     step_features,
 )
-from .payments import WARM_PAYMENT, PaymentModel, Prepared, prepare_payment
+from .payments import WARM_PAYMENT, PaymentModel, Prepared, prepare_payment, sigmoid
 from .risk_mlp import read_weights
 
 __all__ = ["RiskSeqModel"]
@@ -133,7 +133,7 @@ class RiskSeqModel(PaymentModel):
         z = standardize_steps(steps, self._step_mean, self._step_std)
         payment = self.standardized(rows).astype(np.float32)
         logit = logits(self._params, z, payment).astype(np.float64)
-        return 1.0 / (1.0 + np.exp(-logit))
+        return sigmoid(logit)
 
     def results_of(self, items: Sequence[Prepared]) -> list[dict[str, Any]]:
         """Scores the payments of all the inputs in one pass through the network (the

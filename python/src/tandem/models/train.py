@@ -32,7 +32,7 @@ from typing import Any
 
 from .blas import BLAS_THREAD_VARS
 from .history import HISTORY_LENGTH
-from .payments import CATEGORIES, FEATURES, featurize
+from .payments import CATEGORIES, FEATURES, featurize, sigmoid
 
 __all__ = [
     "DEFAULT_SEED",
@@ -78,7 +78,7 @@ def generate(n: int, seed: int) -> tuple[Any, Any]:
     age = np.floor(rng.exponential(400.0, size=n))
     present = (rng.random(n) < np.where(cat < 3, 0.7, 0.15)).astype(np.float64)
     raw = np.column_stack([amount, cat.astype(np.float64), mismatch, hour, velocity, age, present])
-    label = (rng.random(n) < 1.0 / (1.0 + np.exp(-_payment_logit(raw)))).astype(np.float64)
+    label = (rng.random(n) < sigmoid(_payment_logit(raw))).astype(np.float64)
     return raw, label
 
 
@@ -151,7 +151,7 @@ def _fit_logistic(z: Any, y: Any) -> Any:
     ridge = 1e-2 * np.eye(xt.shape[1])
     ridge[0, 0] = 0.0
     for _ in range(25):
-        p = 1.0 / (1.0 + np.exp(-(xt @ beta)))
+        p = sigmoid(xt @ beta)
         grad = xt.T @ (p - y) + ridge @ beta
         hess = (xt * (p * (1 - p))[:, None]).T @ xt + ridge
         step = np.linalg.solve(hess, grad)
@@ -163,11 +163,10 @@ def _fit_logistic(z: Any, y: Any) -> Any:
 
 def train(seed: int = DEFAULT_SEED, n: int = DEFAULT_SAMPLES) -> dict[str, Any]:
     """Generates the data set, fits the model and returns the weights file's content."""
-    import numpy as np
 
     z, y, mean, std, split = _standardised(n, seed)
     beta = _fit_logistic(z[:split], y[:split])
-    holdout = 1.0 / (1.0 + np.exp(-(z[split:] @ beta[1:] + beta[0])))
+    holdout = sigmoid(z[split:] @ beta[1:] + beta[0])
     return {
         "schema": 1,
         "model": "risk",
@@ -251,7 +250,7 @@ def train_mlp(
             a2 = h1 @ p["w2"] + p["b2"]
             h2 = np.maximum(a2, 0.0)
             out = h2 @ p["w3"] + p["b3"]
-            dlogit = (1.0 / (1.0 + np.exp(-out)) - yb) / np.float32(len(idx))
+            dlogit = (sigmoid(out) - yb) / np.float32(len(idx))
             da2 = np.outer(dlogit, p["w3"]) * (a2 > 0)
             da1 = (da2 @ p["w2"].T) * (a1 > 0)
             grads = {
@@ -430,7 +429,7 @@ def generate_sequences(n: int, seed: int, length: int = HISTORY_LENGTH) -> tuple
         - 0.7 * np.log1p(velocity) * c.benign_burst
         + 0.8 * np.clip(np.log(c.amount[:, -1]) - usual - 1.0, 0.0, None)
     )
-    labels = (rng.random(n) < 1.0 / (1.0 + np.exp(-logit))).astype(np.float64)
+    labels = (rng.random(n) < sigmoid(logit)).astype(np.float64)
     return payments, histories, labels
 
 

@@ -153,9 +153,10 @@ impl Drop for Lease<'_> {
     }
 }
 
-/// How long the worker may poll for the next call after this one: only while no caller waits
-/// for a worker, when a CPU is likely free to poll on. With callers queued every worker is
-/// busy, the cores are too, and polling would take CPU from the callers that feed it.
+/// How long the caller may poll for this call's answer and the worker for the next call: only
+/// while no caller waits for a worker, when a CPU is likely free to poll on. With callers
+/// queued every worker is busy, the cores are too, and polling would take CPU from the callers
+/// that feed them.
 fn spin_us(shared: &Shared) -> u64 {
     if shared.waiting.load(Ordering::Relaxed) == 0 {
         shared.cfg.spin_us
