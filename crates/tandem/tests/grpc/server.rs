@@ -22,7 +22,8 @@ pub struct Server {
 
 impl Server {
     /// Starts a server with `workers` processes and extra `serve` flags, and waits until every
-    /// worker process exists.
+    /// worker serves. Waiting only for the processes to exist let a client connect while one
+    /// worker was still starting: SO_REUSEPORT then put every connection on the other one.
     pub async fn start(name: &str, workers: usize, extra: &[&str]) -> Server {
         let dir = support::test_dir(name);
         support::write_file(&dir, "app.py", APP);
@@ -51,6 +52,13 @@ impl Server {
             dir,
         };
         server.wait_workers(workers).await;
+        let serving = || server.log().matches(": serving models").count() >= workers;
+        let ok = support::wait_until(Duration::from_secs(30), serving).await;
+        assert!(
+            ok,
+            "{workers} workers did not serve; log:\n{}",
+            server.log()
+        );
         server
     }
 
