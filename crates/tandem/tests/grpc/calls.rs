@@ -6,7 +6,7 @@ use tandem::{ErrorKind, Payload, Request};
 use tower::{Service, ServiceExt};
 
 use crate::server::Server;
-use crate::{assert_no_zombies, client, json};
+use crate::{client, json, support};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invoke_answers_and_maps_every_error() {
@@ -89,7 +89,7 @@ async fn invoke_answers_and_maps_every_error() {
     );
 
     server.stop().await;
-    assert_no_zombies();
+    support::assert_no_zombies().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -136,7 +136,7 @@ async fn deadline_trace_and_headers_reach_the_handler() {
     assert!(remaining > 0.0 && remaining <= 0.8, "remaining {remaining}");
 
     server.stop().await;
-    assert_no_zombies();
+    support::assert_no_zombies().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -176,7 +176,7 @@ async fn gzip_and_unix_sockets_work() {
     assert_eq!(resp.payload().bytes().as_ref(), b"x");
 
     server.stop().await;
-    assert_no_zombies();
+    support::assert_no_zombies().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,7 +8,7 @@ use std::time::Duration;
 use tandem::ErrorKind;
 
 use crate::server::Server;
-use crate::{assert_no_zombies, client, json, pid_of, support};
+use crate::{client, json, pid_of, support};
 
 /// Calls `sleep` (`s` seconds) from `concurrency` tasks until `stop`; records pids and errors.
 struct Load {
@@ -114,7 +114,7 @@ async fn load_spreads_over_server_processes() {
     }
     assert_eq!(seen, workers, "not every server process answered");
     server.stop().await;
-    assert_no_zombies();
+    support::assert_no_zombies().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -161,7 +161,7 @@ async fn killed_process_fails_only_calls_in_flight() {
         assert!(e.to_string().contains("sleep at http://127.0.0.1"), "{e}");
     }
     server.stop().await;
-    assert_no_zombies();
+    support::assert_no_zombies().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -198,7 +198,7 @@ async fn idempotent_calls_are_retried_on_another_process() {
         assert!(text.lines().any(|l| l == line), "{line:?} not in:\n{text}");
     }
     server.stop().await;
-    assert_no_zombies();
+    support::assert_no_zombies().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -221,7 +221,7 @@ async fn drain_on_sigterm_fails_no_call() {
     let errors = load.stop().await;
     assert!(errors.is_empty(), "calls failed during a drain: {errors:?}");
     b.stop().await;
-    assert_no_zombies();
+    support::assert_no_zombies().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -284,7 +284,7 @@ async fn not_serving_endpoint_is_ejected_and_comes_back() {
     assert!(seen_a, "the restarted endpoint got no calls");
     a.stop().await;
     b.stop().await;
-    assert_no_zombies();
+    support::assert_no_zombies().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -320,5 +320,5 @@ async fn a_stopped_server_fails_calls_at_once_not_at_their_deadline() {
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
     assert!(err.to_string().contains("no healthy endpoint"), "{err}");
-    assert_no_zombies();
+    support::assert_no_zombies().await;
 }

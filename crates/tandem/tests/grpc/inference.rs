@@ -7,7 +7,7 @@ use tandem::ErrorKind;
 use tokio_stream::StreamExt;
 
 use crate::server::Server;
-use crate::{assert_no_zombies, client};
+use crate::{client, support};
 
 fn input(v: serde_json::Value) -> Vec<u8> {
     serde_json::to_vec(&v).unwrap()
@@ -63,7 +63,7 @@ async fn concurrent_predicts_each_get_their_own_result() {
     assert_eq!(output(&results[2].output_data)["y"], 6);
 
     server.stop().await;
-    assert_no_zombies();
+    support::assert_no_zombies().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -121,7 +121,7 @@ async fn inference_errors_map_to_the_call_model() {
     assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
 
     server.stop().await;
-    assert_no_zombies();
+    support::assert_no_zombies().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -151,5 +151,5 @@ async fn stream_predict_is_a_stream_with_gzip() {
     assert!(failed.next().await.is_none());
 
     server.stop().await;
-    assert_no_zombies();
+    support::assert_no_zombies().await;
 }

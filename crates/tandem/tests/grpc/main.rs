@@ -39,9 +39,3 @@ pub fn json(method: &str, value: serde_json::Value) -> Request {
 pub fn pid_of(value: &serde_json::Value) -> u32 {
     value["pid"].as_u64().expect("pid in the answer") as u32
 }
-
-/// Asserts this test process has no zombie children left.
-pub fn assert_no_zombies() {
-    let z = support::zombie_children();
-    assert!(z.is_empty(), "zombie children left: {z:?}");
-}

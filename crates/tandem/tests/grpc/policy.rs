@@ -9,7 +9,7 @@ use tandem::{Error, Payload, Request, Response, Transport};
 use tower::{Service, ServiceExt};
 
 use crate::server::Server;
-use crate::{assert_no_zombies, client, json};
+use crate::{client, json, support};
 
 fn degraded(_: &Error, _: &Request) -> Option<Response> {
     Some(Response::new(Payload::raw("degraded")))
@@ -75,5 +75,5 @@ async fn policy_over_grpc_sends_the_deadline_then_falls_back_when_the_server_sto
         text.contains("python_call_total{method=\"context\",status=\"ok\",transport=\"grpc\"} 1"),
         "{text}"
     );
-    assert_no_zombies();
+    support::assert_no_zombies().await;
 }

@@ -224,13 +224,7 @@ pub async fn call_json(
 pub async fn finish(pool: Pool) {
     within(30, pool.shutdown()).await;
     drop(pool);
-    assert!(
-        support::wait_until(Duration::from_secs(5), || support::zombie_children()
-            .is_empty())
-        .await,
-        "zombie children left: {:?}",
-        support::zombie_children()
-    );
+    support::assert_no_zombies().await;
 }
 
 /// Polls until the pool replaced a worker and is back to `n` ready workers.

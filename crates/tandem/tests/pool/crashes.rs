@@ -88,11 +88,7 @@ async fn pool_build_fails_with_the_stderr_tail_when_the_app_does_not_import() {
                 "no_such_module_xyz",
             ],
         );
-        assert!(
-            support::wait_until(Duration::from_secs(5), || support::zombie_children()
-                .is_empty())
-            .await
-        );
+        support::assert_no_zombies().await;
     })
     .await;
 }

@@ -132,11 +132,7 @@ async fn pool_drop_kills_and_reaps_every_worker() {
         for pid in pids {
             support::assert_exits(pid, Duration::from_secs(10)).await;
         }
-        assert!(
-            support::wait_until(Duration::from_secs(5), || support::zombie_children()
-                .is_empty())
-            .await
-        );
+        support::assert_no_zombies().await;
     })
     .await;
 }

@@ -242,7 +242,7 @@ async fn sigterm_finishes_in_flight_tasks_and_a_second_exits_at_once() {
     );
     assert_eq!(pending(&redis), 1, "the interrupted task must stay pending");
     c.kill();
-    assert!(support::zombie_children().is_empty());
+    support::assert_no_zombies().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -122,7 +122,7 @@ async fn oversized_output_is_cut_off_and_reported() {
         started.elapsed() < Duration::from_secs(30),
         "the cap did not stop the script"
     );
-    assert!(support::zombie_children().is_empty());
+    support::assert_no_zombies().await;
 }
 
 #[tokio::test]

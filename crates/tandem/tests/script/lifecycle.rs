@@ -39,7 +39,7 @@ async fn timeout_kills_the_whole_process_group() {
         .parse()
         .unwrap();
     support::assert_exits(pid, Duration::from_secs(10)).await;
-    assert!(support::zombie_children().is_empty(), "zombies left behind");
+    support::assert_no_zombies().await;
 }
 
 #[tokio::test]
@@ -96,7 +96,7 @@ async fn many_runs_leave_no_zombies() {
     for r in futures_join(runs).await {
         r.unwrap();
     }
-    assert!(support::zombie_children().is_empty());
+    support::assert_no_zombies().await;
 }
 
 async fn futures_join<F: std::future::Future>(fs: impl Iterator<Item = F>) -> Vec<F::Output> {

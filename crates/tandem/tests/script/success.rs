@@ -31,7 +31,7 @@ async fn script_round_trips_json_and_msgpack() {
         assert_eq!(got["echo"], value, "codec {codec}");
         assert_eq!(got["method"], "main");
     }
-    assert!(support::zombie_children().is_empty());
+    support::assert_no_zombies().await;
 }
 
 #[tokio::test]

@@ -87,6 +87,21 @@ pub fn zombie_children() -> Vec<u32> {
         .collect()
 }
 
+/// Asserts that no child of this test process stays a zombie: each zombie seen now must be
+/// reaped within 5 s. The tests of one binary run in parallel, so another test's child can be
+/// a zombie for the instant between its exit and its parent's wait; a leaked one stays.
+pub async fn assert_no_zombies() {
+    let seen = zombie_children();
+    let lasting = || -> Vec<u32> {
+        seen.iter()
+            .copied()
+            .filter(|&p| state(p) == Some('Z'))
+            .collect()
+    };
+    let reaped = wait_until(Duration::from_secs(5), || lasting().is_empty()).await;
+    assert!(reaped, "zombie children left: {:?}", lasting());
+}
+
 /// Polls `cond` every 10 ms until it holds or `timeout` passes; returns whether it held.
 pub async fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let end = Instant::now() + timeout;
