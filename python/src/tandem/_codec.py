@@ -26,7 +26,24 @@ CODEC_BY_ID: dict[int, CodecName] = {v: k for k, v in CODEC_IDS.items()}
 _JSON_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
-_JSON_DECODE = json.JSONDecoder().decode
+def _c_json_encoder() -> Any:
+    """The C encoder ``_JSON_ENCODER.encode`` builds on every call, built once, or None.
+
+    Built without a circular-reference check (a cycle raises RecursionError, and the full path
+    then reports it); ``encode`` falls back to the full path on any error.
+    """
+    from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
+
+    try:  # the arguments JSONEncoder.iterencode passes for separators (",", ":"), no indent
+        return c_make_encoder(None, _JSON_ENCODER.default, encode_basestring, None, ":", ",",
+                              False, False, True)  # fmt: skip
+    except Exception:  # no C accelerator (None), or another signature: the full path serves
+        return None
+
+
+_JSON_FAST_ENCODE = _c_json_encoder()
+# The C scanner ``decode`` calls after skipping whitespace with two regex matches.
+_JSON_SCAN = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 # Values the JSON encoder takes as they are (containers are checked as it walks them).
 _JSON_PLAIN = frozenset({dict, list, str, int, float, bool, type(None)})
 
@@ -64,11 +81,15 @@ def check_codec(name: str) -> CodecName:
 def decode(codec: str, data: bytes) -> Any:
     """Decodes ``data`` written with ``codec``; raw bytes come back as ``bytes``."""
     if codec == "json" and data:
-        # Fast path for UTF-8 (nearly every payload): json.loads on bytes first sniffs the
-        # encoding in pure Python. UTF-16/32 JSON and errors take the full path below.
+        # Fast path for UTF-8 without surrounding whitespace (nearly every payload): straight
+        # to the C scanner. json.loads on bytes first sniffs the encoding in pure Python, then
+        # skips whitespace with regexes. Anything else, errors included, takes the full path.
         try:
-            return _JSON_DECODE(bytes(data).decode())
-        except ValueError:
+            text = bytes(data).decode()
+            value, end = _JSON_SCAN(text, 0)
+            if end == len(text):
+                return value
+        except (ValueError, StopIteration):
             pass
     codec = check_codec(codec)
     try:
@@ -87,7 +108,8 @@ def encode(codec: str, value: Any) -> bytes:
     """Encodes ``value`` with ``codec``; raw accepts bytes-like values only."""
     if codec == "json" and type(value) in _JSON_PLAIN:
         try:
-            return _JSON_ENCODER.encode(value).encode()  # the common case
+            if _JSON_FAST_ENCODE is not None:
+                return "".join(_JSON_FAST_ENCODE(value, 0)).encode()  # the common case
         except Exception:
             pass  # the full path below says what does not encode
     codec = check_codec(codec)
