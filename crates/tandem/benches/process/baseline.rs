@@ -107,12 +107,39 @@ impl Floor {
 
 // ===== naive =====
 
-/// N Python processes speaking newline-delimited JSON, round-robin, a lock per worker.
-#[derive(Clone)]
-pub(crate) struct Naive {
-    workers: Arc<Vec<Mutex<Pipe>>>,
+/// Workers taken in turn, whether busy or not.
+struct RoundRobin<T> {
+    workers: Arc<Vec<T>>,
     next: Arc<AtomicUsize>,
 }
+
+impl<T> Clone for RoundRobin<T> {
+    fn clone(&self) -> Self {
+        Self {
+            workers: self.workers.clone(),
+            next: self.next.clone(),
+        }
+    }
+}
+
+impl<T> RoundRobin<T> {
+    fn new(workers: Vec<T>) -> Self {
+        Self {
+            workers: Arc::new(workers),
+            next: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// All the workers, and the index of the next one's turn.
+    fn next(&self) -> (Arc<Vec<T>>, usize) {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.workers.len();
+        (self.workers.clone(), i)
+    }
+}
+
+/// N Python processes speaking newline-delimited JSON, round-robin, a lock per worker.
+#[derive(Clone)]
+pub(crate) struct Naive(RoundRobin<Mutex<Pipe>>);
 
 impl Naive {
     pub(crate) async fn start(python: &Path, script: &Path, n: usize) -> Self {
@@ -126,10 +153,7 @@ impl Naive {
                 })
             })
             .collect();
-        Self {
-            workers: Arc::new(workers),
-            next: Arc::new(AtomicUsize::new(0)),
-        }
+        Self(RoundRobin::new(workers))
     }
 }
 
@@ -137,15 +161,11 @@ service!(Naive);
 
 impl Naive {
     fn call(&self, req: Request) -> BoxFut {
-        let workers = self.workers.clone();
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % workers.len();
+        let (workers, i) = self.0.next();
         Box::pin(async move {
             let mut p = workers[i].lock().await;
-            let mut line = format!("{{\"method\":{:?},\"payload\":", req.method()).into_bytes();
-            line.extend_from_slice(req.payload().bytes());
-            line.extend_from_slice(b"}\n");
             p.stdin
-                .write_all(&line)
+                .write_all(&naive_line(&req))
                 .await
                 .map_err(|e| io_err("naive", e))?;
             let mut reply = String::new();
@@ -153,14 +173,92 @@ impl Naive {
                 .read_line(&mut reply)
                 .await
                 .map_err(|e| io_err("naive", e))?;
-            let v: serde_json::Value = serde_json::from_str(&reply)
-                .map_err(|e| Error::protocol(Transport::Pool, "naive", e.to_string()))?;
-            let result = v
-                .get("result")
-                .ok_or_else(|| Error::protocol(Transport::Pool, "naive", reply.clone()))?;
-            Ok(Response::new(Payload::json(result).map_err(|e| {
-                Error::protocol(Transport::Pool, "naive", e.to_string())
-            })?))
+            naive_reply(&reply)
+        })
+    }
+}
+
+/// A call as the naive worker reads it: one JSON line.
+fn naive_line(req: &Request) -> Vec<u8> {
+    let mut line = format!("{{\"method\":{:?},\"payload\":", req.method()).into_bytes();
+    line.extend_from_slice(req.payload().bytes());
+    line.extend_from_slice(b"}\n");
+    line
+}
+
+/// The naive worker's answer line, `{"result": ...}`, as a response.
+fn naive_reply(reply: &str) -> Result<Response, Error> {
+    let bad = |detail: String| Error::protocol(Transport::Pool, "naive", detail);
+    let v: serde_json::Value = serde_json::from_str(reply).map_err(|e| bad(e.to_string()))?;
+    let result = v.get("result").ok_or_else(|| bad(reply.to_owned()))?;
+    Ok(Response::new(
+        Payload::json(result).map_err(|e| bad(e.to_string()))?,
+    ))
+}
+
+// ===== naive, threaded =====
+
+/// The naive design as threaded code writes it: each call on its own (blocking-pool) thread,
+/// round-robin, and a `std::sync::Mutex` per worker. That lock is unfair: a thread that has
+/// just released it may take it again before a waiter wakes, so one caller can wait many turns.
+#[derive(Clone)]
+pub(crate) struct NaiveThreads(RoundRobin<std::sync::Mutex<SyncPipe>>);
+
+struct SyncPipe {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    stdout: std::io::BufReader<std::process::ChildStdout>,
+}
+
+impl Drop for SyncPipe {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl NaiveThreads {
+    pub(crate) fn start(python: &Path, script: &Path, n: usize) -> Self {
+        let workers = (0..n)
+            .map(|_| {
+                let mut child = std::process::Command::new(python)
+                    .arg(script)
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
+                    .spawn()
+                    .expect("baseline worker starts");
+                let stdin = child.stdin.take().expect("stdin");
+                let stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+                std::sync::Mutex::new(SyncPipe {
+                    child,
+                    stdin,
+                    stdout,
+                })
+            })
+            .collect();
+        Self(RoundRobin::new(workers))
+    }
+}
+
+service!(NaiveThreads);
+
+impl NaiveThreads {
+    fn call(&self, req: Request) -> BoxFut {
+        use std::io::{BufRead, Write};
+
+        let (workers, i) = self.0.next();
+        Box::pin(async move {
+            let reply = tokio::task::spawn_blocking(move || {
+                let mut p = workers[i].lock().unwrap_or_else(|e| e.into_inner());
+                p.stdin.write_all(&naive_line(&req))?;
+                let mut reply = String::new();
+                p.stdout.read_line(&mut reply)?;
+                Ok::<_, std::io::Error>(reply)
+            })
+            .await
+            .map_err(|e| Error::unavailable(Transport::Pool, "naive-threads", e.to_string()))?
+            .map_err(|e| io_err("naive-threads", e))?;
+            naive_reply(&reply)
         })
     }
 }
