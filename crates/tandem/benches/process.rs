@@ -137,6 +137,7 @@ async fn run() -> String {
     let mut rows = Vec::new();
     for (payload, concurrency) in [(SMALL, 1), (LARGE, 1), (SMALL, 64), (LARGE, 64)] {
         let c = cfg(payload, concurrency);
+        // In the order measured: floor, naive, threaded naive, pool with spin off, pool.
         let mut rounds: [Vec<Report>; 5] = Default::default();
         for _ in 0..ROUNDS {
             if concurrency == 1 {
@@ -144,16 +145,16 @@ async fn run() -> String {
             }
             rounds[1].push(measure("naive", naive.clone(), &c).await);
             if concurrency > 1 {
-                rounds[4].push(measure("threads", threads.clone(), &c).await);
+                rounds[2].push(measure("threads", threads.clone(), &c).await);
             }
             if concurrency == 1 {
-                rounds[2].push(measure("nospin", sleepy.clone(), &c).await);
+                rounds[3].push(measure("nospin", sleepy.clone(), &c).await);
             }
-            rounds[3].push(measure("pool", pool.clone(), &c).await);
+            rounds[4].push(measure("pool", pool.clone(), &c).await);
         }
         let best = |r: &[Report]| r.iter().map(|x| x.p50_us).reduce(f64::min);
-        let best_p50 = (best(&rounds[0]), best(&rounds[3]));
-        let [floor_r, naive_r, sleepy_r, pool_r, threads_r] =
+        let best_p50 = (best(&rounds[0]), best(&rounds[4]));
+        let [floor_r, naive_r, threads_r, sleepy_r, pool_r] =
             rounds.map(|r| (!r.is_empty()).then(|| combine(r)));
         rows.push(Row {
             best_p50,
