@@ -69,7 +69,10 @@ def tandem_workers(n: int, calls: int) -> tuple[float, list[str]]:
             length = int.from_bytes(_recv_exact(sock, 4), "big")  # every answer: same size
             left = (4 + length) * calls - 4
             while left:
-                left -= len(sock.recv(min(left, 1 << 20)))
+                chunk = sock.recv(min(left, 1 << 20))
+                if not chunk:
+                    raise EOFError(f"worker closed its wire with {left} bytes of answers due")
+                left -= len(chunk)
 
         return run
 
@@ -109,7 +112,10 @@ def naive_workers(n: int, calls: int) -> tuple[float, list[str]]:
             assert p.stdout is not None
             got = 0
             while got < calls:
-                got += p.stdout.read1(1 << 20).count(b"\n")
+                chunk = p.stdout.read1(1 << 20)
+                if not chunk:
+                    raise EOFError(f"naive worker closed stdout after {got} of {calls} answers")
+                got += chunk.count(b"\n")
 
         return run
 
