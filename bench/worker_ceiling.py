@@ -38,20 +38,25 @@ while sent < size:
 """
 READER = """
 import os, sys
+
+def read(n):
+    chunk = os.read(fd, n)
+    if not chunk:
+        sys.exit("the worker closed its output with answers still due")
+    return chunk
+
 fd, calls, framed = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "frames"
-got = 0
-buf = b""
 if framed:  # every answer has the same size: learn it from the first length prefix
-    while len(buf) < 4:
-        buf += os.read(fd, 4 - len(buf))
-    left = (4 + int.from_bytes(buf, "big")) * calls - 4
+    prefix = b""
+    while len(prefix) < 4:
+        prefix += read(4 - len(prefix))
+    left = (4 + int.from_bytes(prefix, "big")) * calls - 4
     while left:
-        n = len(os.read(fd, min(left, 1 << 20)) or sys.exit(f"wire closed, {left} bytes due"))
-        left -= n
+        left -= len(read(min(left, 1 << 20)))
 else:
+    got = 0
     while got < calls:
-        chunk = os.read(fd, 1 << 20) or sys.exit(f"stdout closed after {got} of {calls} answers")
-        got += chunk.count(b"\\n")
+        got += read(1 << 20).count(b"\\n")
 """
 
 
@@ -84,18 +89,22 @@ def feed(pairs: list[tuple[int, int]], blob: bytes, calls: int, framed: bool) ->
         f.flush()
         mode = "frames" if framed else "lines"
         start = time.perf_counter()
-        helpers = []
+        readers, writers = [], []
         for fd_in, fd_out in pairs:
-            helpers.append(
+            readers.append(
                 subprocess.Popen([sys.executable, "-c", READER, str(fd_out), str(calls), mode],
                                  pass_fds=[fd_out])
             )  # fmt: skip
-            subprocess.Popen([sys.executable, "-c", WRITER, str(fd_in), f.name, str(len(blob))],
-                             pass_fds=[fd_in])  # fmt: skip
-        for h in helpers:
-            if h.wait() != 0:
-                raise SystemExit("a reader failed; see its message above")
-        return time.perf_counter() - start
+            writers.append(
+                subprocess.Popen([sys.executable, "-c", WRITER, str(fd_in), f.name,
+                                  str(len(blob))], pass_fds=[fd_in])
+            )  # fmt: skip
+        failed = [h.wait() for h in readers]
+        elapsed = time.perf_counter() - start
+        failed += [h.wait() for h in writers]
+        if any(failed):
+            raise SystemExit("a helper failed; see its message above")
+        return elapsed
 
 
 def tandem_workers(n: int, calls: int) -> tuple[float, list[str]]:

@@ -58,14 +58,20 @@ class _Inbox:
     def read(self, n: int) -> bytes | bytearray:
         """Exactly ``n`` bytes, or fewer only when the stream ends first."""
         pos, end = self._pos, self._end
-        if end - pos >= n:
-            out = self._view[pos : pos + n].tobytes()
-            pos += n
-            # Drained: the next recv fills the buffer from its start, room for a whole frame.
-            self._pos, self._end = (0, 0) if pos == end else (pos, end)
-            return out
-        if n > len(self._buf):
-            return self._read_large(n)
+        if end - pos < n:
+            if n > len(self._buf):
+                return self._read_large(n)
+            self._fill(n)
+            pos, end = self._pos, self._end
+            n = min(n, end - pos)  # short only at end of stream
+        out = self._view[pos : pos + n].tobytes()
+        pos += n
+        # Drained: the next recv fills the buffer from its start, room for a whole frame.
+        self._pos, self._end = (0, 0) if pos == end else (pos, end)
+        return out
+
+    def _fill(self, n: int) -> None:
+        """Receives until ``n`` bytes are buffered or the stream ends (``n`` fits the buffer)."""
         while self._end - self._pos < n:
             if self._end == len(self._buf):  # full: move the partial frame to the front
                 rest = self._view[self._pos : self._end].tobytes()
@@ -73,15 +79,8 @@ class _Inbox:
                 self._pos, self._end = 0, len(rest)
             got = self._recv_into(self._view[self._end :])
             if not got:
-                break
+                return
             self._end += got
-        pos = self._pos
-        take = min(n, self._end - pos)
-        self._pos = pos + take
-        out = self._view[pos : pos + take].tobytes()
-        if self._pos == self._end:
-            self._pos = self._end = 0
-        return out
 
     def _read_large(self, n: int) -> bytearray:
         out = bytearray(n)
