@@ -12,14 +12,18 @@ A frame is a u32 big-endian length, a 14-byte header and a msgpack map::
     18     ...  body     one msgpack map, keys in the documented order
 
 ``docs/internals/process.md`` documents every field; ``proto/vectors/pool/*.json`` holds the test
-vectors both sides check. msgpack is imported on first use (``import tandem`` stays stdlib-only).
+vectors both sides check. Only the pool worker imports this module (``import tandem`` stays
+stdlib-only); the worker's hot path decodes calls and encodes answers with msgspec, every other
+frame and every error goes through msgpack and the checks below.
 """
 
 from __future__ import annotations
 
 import struct
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Annotated, Any, NamedTuple
+
+import msgspec
 
 from ._codec import _msgpack
 
@@ -70,7 +74,8 @@ class Frame(NamedTuple):
         return TYPE_NAMES[self.type]
 
 
-_FRAME_HEAD = struct.Struct(">I2sBBHQ")
+#: The length prefix and the header, unpacked together.
+FRAME_HEAD = struct.Struct(">I2sBBHQ")
 _packer: Any = None
 
 
@@ -84,7 +89,7 @@ def encode(type_: int, id_: int, body: dict[str, Any]) -> bytes:
     except BaseException:
         _packer.reset()  # a failed pack may leave partial bytes in the buffer
         raise
-    return _FRAME_HEAD.pack(HEADER_LEN + len(packed), MAGIC, VERSION, type_, 0, id_) + packed
+    return FRAME_HEAD.pack(HEADER_LEN + len(packed), MAGIC, VERSION, type_, 0, id_) + packed
 
 
 def check_len(length: int, max_frame: int) -> int:
@@ -231,25 +236,70 @@ def error_body(*, kind: str, type: str, message: str, traceback: str) -> dict[st
     return {"kind": kind, "type": type, "message": message, "traceback": traceback}
 
 
-class Call(NamedTuple):
+_NonNegative = Annotated[int, msgspec.Meta(ge=0)]
+
+
+class Call(msgspec.Struct, frozen=True, gc=False):
     """A call body, checked."""
 
     method: str
     codec: str
     payload: bytes
-    timeout_ms: int | None
-    traceparent: str | None
-    idempotency_key: str | None
-    headers: dict[str, str]
-    spin_us: int
+    timeout_ms: _NonNegative | None = None
+    traceparent: str | None = None
+    idempotency_key: str | None = None
+    headers: dict[str, str] = {}
+    spin_us: _NonNegative = 0
 
 
-def _bad(detail: str) -> WireError:
-    return WireError("body", f"bad call body: {detail}")
+class BadCall(WireError):
+    """A call body that is a map, but not a valid call: the worker answers it with an error."""
+
+
+_CALL_DECODER = msgspec.msgpack.Decoder(Call)
+
+
+def decode_call(data: bytes | memoryview) -> Call:
+    """Decodes and checks a call body in one step.
+
+    The fast decoder takes every valid body; a body it refuses goes through
+    :func:`decode_body` and :func:`read_call`, so every error reads the same either way.
+
+    :raises WireError: the body is not one msgpack map.
+    :raises BadCall: the map is not a valid call.
+    """
+    try:
+        return _CALL_DECODER.decode(data)
+    except msgspec.MsgspecError:
+        return read_call(decode_body(CALL, data))
+
+
+class _Ok(msgspec.Struct, gc=False):
+    codec: str
+    payload: bytes
+
+
+_ENCODER = msgspec.msgpack.Encoder()
+_COPY_ONCE = 1 << 16
+
+
+def encode_ok(id_: int, codec: str, payload: bytes) -> bytes | bytearray:
+    """The ``ok`` frame for ``payload``, length prefix included."""
+    if len(payload) < _COPY_ONCE:  # small: concatenating is cheaper than encoding in place
+        body = _ENCODER.encode(_Ok(codec, payload))
+        return FRAME_HEAD.pack(HEADER_LEN + len(body), MAGIC, VERSION, OK, 0, id_) + body
+    out = bytearray(FRAME_HEAD.size)
+    _ENCODER.encode_into(_Ok(codec, payload), out, -1)  # the payload copied once
+    FRAME_HEAD.pack_into(out, 0, len(out) - 4, MAGIC, VERSION, OK, 0, id_)
+    return out
+
+
+def _bad(detail: str) -> BadCall:
+    return BadCall("body", f"bad call body: {detail}")
 
 
 def read_call(body: dict[str, Any]) -> Call:
-    """Checks a call body's keys and types (on the hot path: plain type checks only)."""
+    """Checks a call body's keys and types (``decode_call`` is the worker's fast path)."""
     get = body.get
     method, codec, payload = get("method"), get("codec"), get("payload")
     timeout_ms, traceparent, key = get("timeout_ms"), get("traceparent"), get("idempotency_key")

@@ -330,12 +330,16 @@ class App:
         return self._call(method, data, codec, ctx)
 
     def _call(self, method: str, data: bytes, codec: str, ctx: Context) -> tuple[bytes, str]:
-        self._check_open()
-        reg = self._lookup(method)
+        # The pool worker's hot path: each helper call avoided here is ~0.1 µs per call.
+        reg = self._handlers.get(method)
+        if reg is None or self._state is AppState.CLOSED:
+            self._check_open()
+            reg = self._lookup(method)
         value = self._decode(method, codec, data)
         try:
             result = reg.fn(value, ctx) if reg.takes_ctx else reg.fn(value)
-            result = self._run_sync(result)
+            if type(result) not in _PLAIN:
+                result = self._run_sync(result)
         except TandemError:
             raise
         except Exception as exc:

@@ -70,6 +70,35 @@ class _Inbox:
         self._pos, self._end = (0, 0) if pos == end else (pos, end)
         return out
 
+    def receive(self) -> int:
+        """One ``recv`` into the drained buffer; returns the bytes received (0: end of stream)."""
+        got: int = self._recv_into(self._view)
+        self._pos, self._end = 0, got
+        return got
+
+    def whole_frame(self, max_frame: int) -> tuple[int, int, memoryview] | None:
+        """The next frame's type, id and body, if it is buffered whole with a valid header.
+
+        The body is a view of the buffer, valid until the next read. None (nothing buffered,
+        part of a frame, or any defect) sends the caller to the checked path, which reports it.
+        """
+        pos, end = self._pos, self._end
+        if end - pos < _FRAME_START:
+            return None
+        length, magic, version, type_, flags, id_ = _wire.FRAME_HEAD.unpack_from(self._buf, pos)
+        stop = pos + 4 + length
+        if (
+            stop > end
+            or magic != _wire.MAGIC
+            or version != _wire.VERSION
+            or flags
+            or not _wire.HEADER_LEN <= length <= max_frame
+            or type_ not in _wire.TYPE_NAMES
+        ):
+            return None
+        self._pos, self._end = (0, 0) if stop == end else (stop, end)
+        return type_, id_, self._view[pos + _FRAME_START : stop]
+
     def _fill(self, n: int) -> None:
         """Receives until ``n`` bytes are buffered or the stream ends (``n`` fits the buffer)."""
         while self._end - self._pos < n:
@@ -109,6 +138,7 @@ class _Inbox:
 
 
 _PEEK = socket.MSG_PEEK | socket.MSG_DONTWAIT
+_FRAME_START = _wire.FRAME_HEAD.size  # length prefix and header
 
 
 def spin_until_readable(sock: socket.socket, budget_s: float) -> bool:
@@ -146,8 +176,19 @@ class _Loop:
     def send(self, type_: int, id_: int, body: dict[str, Any]) -> None:
         self.sock.sendall(_wire.encode(type_, id_, body))
 
-    def next_frame(self) -> _wire.Frame | None:
-        """The next frame; None when the stream ended or a frame was refused and skipped."""
+    def next_frame(self) -> tuple[int, int, memoryview] | None:
+        """The next frame's type, id and undecoded body; None when a frame was refused and skipped.
+
+        The body is a view that the next read may overwrite: decode it first.
+        """
+        inbox = self.inbox
+        frame = inbox.whole_frame(self.max_frame)
+        if frame is None and inbox.empty and inbox.receive():  # usually brings a whole frame
+            frame = inbox.whole_frame(self.max_frame)
+        return frame if frame is not None else self._checked_frame()
+
+    def _checked_frame(self) -> tuple[int, int, memoryview] | None:
+        """``next_frame`` a piece at a time: frames larger than the buffer, and every defect."""
         prefix = self.inbox.read(4)
         if not prefix:
             raise _wire.EndOfStream
@@ -178,36 +219,32 @@ class _Loop:
         if len(rest) < length:
             raise _wire.WireError("truncated", f"truncated frame: {len(rest)} of {length} bytes")
         type_, id_ = _wire.decode_header(rest[: _wire.HEADER_LEN])
-        return _wire.Frame(type_, id_, _wire.decode_body(type_, rest[_wire.HEADER_LEN :]))
+        return type_, id_, rest[_wire.HEADER_LEN :]
 
-    def handle_call(self, frame: _wire.Frame) -> None:
+    def handle_call(self, id_: int, body: memoryview) -> None:
         try:
-            call = _wire.read_call(frame.body)
-        except _wire.WireError as exc:
-            self.send(_wire.ERROR, frame.id, _error("bad_request", "tandem.BadCall", str(exc)))
+            call = _wire.decode_call(body)
+        except _wire.BadCall as exc:  # a body that is no map at all is the parent's bug: raised
+            self.send(_wire.ERROR, id_, _error("bad_request", "tandem.BadCall", str(exc)))
             return
         self.spin_s = call.spin_us / 1e6
         deadline = None if call.timeout_ms is None else time.monotonic() + call.timeout_ms / 1000
+        # Positional: keywords cost a fifth of a microsecond more per call.
         ctx = Context(
-            call.method,
-            deadline,
-            metadata=call.headers,
-            traceparent=call.traceparent,
-            idempotency_key=call.idempotency_key,
-            transport="pool",
+            call.method, deadline, call.headers, call.traceparent, call.idempotency_key, "pool"
         )
         try:
             data, codec = self.app.call(call.method, call.payload, call.codec, ctx)
         except TandemError as exc:
-            self.send(_wire.ERROR, frame.id, error_to_wire(exc))
+            self.send(_wire.ERROR, id_, error_to_wire(exc))
             return
         except Exception as exc:  # App.call wraps handler errors; this is a last resort
-            self.send(_wire.ERROR, frame.id, error_to_wire(exc))
+            self.send(_wire.ERROR, id_, error_to_wire(exc))
             return
         if len(data) > self.max_payload:
             self.send(
                 _wire.ERROR,
-                frame.id,
+                id_,
                 _error(
                     "bad_request",
                     "tandem.ReplyTooLarge",
@@ -216,7 +253,7 @@ class _Loop:
                 ),
             )
             return
-        self.send(_wire.OK, frame.id, _wire.ok_body(codec=codec, payload=data))
+        self.sock.sendall(_wire.encode_ok(id_, codec, data))
 
     def serve(self) -> None:
         while True:
@@ -230,15 +267,18 @@ class _Loop:
                 return
             if frame is None:
                 continue
-            if frame.type == _wire.CALL:
-                self.handle_call(frame)
-            elif frame.type == _wire.PING:
-                self.send(_wire.PONG, frame.id, {})
-            elif frame.type == _wire.SHUTDOWN:
+            type_, id_, body = frame
+            if type_ == _wire.CALL:
+                self.handle_call(id_, body)
+                continue
+            _wire.decode_body(type_, body)  # any other frame's body must be a map too
+            if type_ == _wire.PING:
+                self.send(_wire.PONG, id_, {})
+            elif type_ == _wire.SHUTDOWN:
                 log.info("shutdown requested by the parent")
                 return
             else:
-                log.warning("ignoring unexpected %s frame from the parent", frame.type_name)
+                log.warning("ignoring unexpected %s frame from the parent", _wire.TYPE_NAMES[type_])
 
 
 def _error(kind: str, type_: str, message: str) -> dict[str, Any]:
