@@ -31,6 +31,9 @@ MAGIC = b"TD"
 VERSION = 1
 HEADER_LEN = 14
 FRAME_OVERHEAD = 64 * 1024
+#: The largest message on the pool's wire (a ``SOCK_SEQPACKET`` socket): a longer frame is sent
+#: as several messages, in order, and every read asks for at least this many bytes.
+MESSAGE_MAX = 64 * 1024
 DEFAULT_MAX_FRAME = 64 * 1024 * 1024 + FRAME_OVERHEAD
 
 HELLO, CALL, OK, ERROR, PING, PONG, SHUTDOWN = range(1, 8)

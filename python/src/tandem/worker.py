@@ -42,11 +42,13 @@ _FRAME_START = _wire.FRAME_HEAD.size  # length prefix and header
 class _Inbox:
     """The wire's incoming bytes, read with as few ``recv`` calls as the frames allow.
 
-    A small frame usually arrives whole in one ``recv_into`` of a reused buffer; a frame larger
-    than that buffer is read into its own, so the buffer never grows.
+    A small frame arrives whole in one ``recv_into`` of a reused buffer; a frame larger than
+    that buffer is read into its own, so the buffer never grows. The wire is a seqpacket socket,
+    whose ``recv`` drops what does not fit of a message: every ``recv`` here has room for at
+    least half the buffer, which is ``_wire.MESSAGE_MAX``, or exactly the rest of a frame.
     """
 
-    def __init__(self, sock: socket.socket, size: int = 1 << 16) -> None:
+    def __init__(self, sock: socket.socket, size: int = 2 * _wire.MESSAGE_MAX) -> None:
         self._recv_into = sock.recv_into
         self._buf = bytearray(size)
         self._view = memoryview(self._buf)
@@ -105,7 +107,7 @@ class _Inbox:
     def _fill(self, n: int) -> None:
         """Receives until ``n`` bytes are buffered or the stream ends (``n`` fits the buffer)."""
         while self._end - self._pos < n:
-            if self._end == len(self._buf):  # full: move the partial frame to the front
+            if len(self._buf) - self._end < len(self._buf) // 2:  # move the partial frame up
                 rest = self._view[self._pos : self._end].tobytes()
                 self._buf[: len(rest)] = rest
                 self._pos, self._end = 0, len(rest)
@@ -184,7 +186,16 @@ class _Loop:
         self.spin_s = 0.0
 
     def send(self, type_: int, id_: int, body: dict[str, Any]) -> None:
-        self.sock.sendall(_wire.encode(type_, id_, body))
+        self.send_frame(_wire.encode(type_, id_, body))
+
+    def send_frame(self, frame: bytes | bytearray) -> None:
+        """Sends a frame as messages of at most ``_wire.MESSAGE_MAX`` bytes (one, usually)."""
+        if len(frame) <= _wire.MESSAGE_MAX:
+            self.sock.sendall(frame)
+            return
+        view = memoryview(frame)
+        for at in range(0, len(frame), _wire.MESSAGE_MAX):
+            self.sock.sendall(view[at : at + _wire.MESSAGE_MAX])
 
     def next_frame(self) -> tuple[int, int, memoryview] | None:
         """The next frame's type, id and undecoded body; None when a frame was refused and skipped.
@@ -263,7 +274,7 @@ class _Loop:
                 ),
             )
             return
-        self.sock.sendall(_wire.encode_ok(id_, codec, data))
+        self.send_frame(_wire.encode_ok(id_, codec, data))
 
     def serve(self) -> None:
         while True:

@@ -15,6 +15,7 @@ mod output;
 mod pool;
 mod python;
 pub mod script;
+mod seqpacket;
 mod worker;
 
 pub use pool::{

@@ -3,7 +3,6 @@
 
 use std::collections::HashSet;
 use std::os::fd::AsRawFd;
-use std::os::unix::net::UnixStream as StdUnixStream;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{Command, ExitStatus, Stdio};
@@ -13,8 +12,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::io::{AsyncBufRead, AsyncWriteExt, BufReader};
-use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::UnixStream;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -22,6 +19,7 @@ use super::frame::{
     self, empty_body, CallBody, ErrorBody, Frame, Hello, MessageType, ReadError, VERSION,
 };
 use super::output::{drain, Stream, Tail};
+use super::seqpacket::{self, SeqPacket};
 use crate::call::{Error, Transport};
 
 /// close_range(2) flag: set FD_CLOEXEC on the range instead of closing it (Linux 5.11).
@@ -29,6 +27,10 @@ const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
 
 /// The fd number the worker finds its end of the socketpair on.
 pub(crate) const WORKER_FD: i32 = 3;
+
+/// The largest message on the wire: a longer frame travels as several, in order. Every read
+/// on the wire asks for at least this much, so that no message is ever cut short.
+pub(crate) const MESSAGE_MAX: usize = 64 * 1024;
 
 /// How a worker is started; shared by all workers of a pool.
 #[derive(Debug, Clone)]
@@ -114,8 +116,8 @@ pub(crate) enum IdleFault {
 #[derive(Debug)]
 pub(crate) struct Worker {
     pid: u32,
-    reader: BufReader<OwnedReadHalf>,
-    writer: OwnedWriteHalf,
+    reader: BufReader<SeqPacket>,
+    writer: SeqPacket,
     exit: watch::Receiver<Option<ExitStatus>>,
     reaped: Arc<AtomicBool>,
     tail: Tail,
@@ -153,6 +155,14 @@ fn spin_until_readable(fd: i32, budget: Duration) -> bool {
         }
         std::thread::yield_now();
     }
+}
+
+/// Writes a frame as messages of at most [`MESSAGE_MAX`] bytes (one, for most frames).
+async fn write_frame(w: &mut SeqPacket, frame: &[u8]) -> std::io::Result<()> {
+    for message in frame.chunks(MESSAGE_MAX) {
+        w.write_all(message).await?;
+    }
+    Ok(())
 }
 
 /// Sends SIGKILL to the process group led by `pid` (each worker leads its own group).
@@ -257,7 +267,7 @@ impl Worker {
     /// names the exit status and the last stderr lines) or stays silent past `start_timeout`;
     /// `Protocol` when its first frame is not a valid hello of this protocol version.
     pub(crate) async fn spawn(cfg: &WorkerConfig, registry: &Registry) -> Result<Worker, Error> {
-        let (parent, child) = StdUnixStream::pair()
+        let (parent, child) = seqpacket::pair()
             .map_err(|e| start_error(cfg, format!("cannot create the socketpair: {e}")))?;
         let mut cmd = Command::new(&cfg.python);
         cmd.args(["-m", "tandem", "worker", &cfg.app])
@@ -319,10 +329,14 @@ impl Worker {
                     }
                 }
             });
-        let stream = match reaper.map(|_| ()).and_then(|()| {
-            parent.set_nonblocking(true)?;
-            UnixStream::from_std(parent)
-        }) {
+        let halves = reaper.map(|_| ()).and_then(|()| {
+            let writer = parent.try_clone()?;
+            Ok((
+                SeqPacket::new(parent, tokio::io::Interest::READABLE)?,
+                SeqPacket::new(writer, tokio::io::Interest::WRITABLE)?,
+            ))
+        });
+        let (r, w) = match halves {
             Ok(s) => s,
             Err(e) => {
                 kill_group(pid);
@@ -330,10 +344,9 @@ impl Worker {
                 return Err(start_error(cfg, format!("cannot watch worker {pid}: {e}")));
             }
         };
-        let (r, w) = stream.into_split();
         let mut worker = Worker {
             pid,
-            reader: BufReader::with_capacity(64 * 1024, r),
+            reader: BufReader::with_capacity(MESSAGE_MAX, r),
             writer: w,
             exit,
             reaped,
@@ -474,13 +487,13 @@ impl Worker {
         let id = self.next_id;
         self.next_id += 1;
         let bytes = Frame::new(MessageType::Call, id, body.to_value()).encode();
-        if self.writer.write_all(&bytes).await.is_err() {
+        if write_frame(&mut self.writer, &bytes).await.is_err() {
             return Err(Broken::Exited);
         }
         if body.spin_us > 0 && self.reader.buffer().is_empty() {
             // Poll for the answer as the worker will for the next call (`PoolBuilder::spin`):
             // a quick answer is then read at once, without the runtime's sleep and wake-up.
-            let fd = self.reader.get_ref().as_ref().as_raw_fd();
+            let fd = self.reader.get_ref().raw_fd();
             spin_until_readable(fd, Duration::from_micros(body.spin_us));
         }
         let frame = match frame::read_frame(&mut self.reader, self.max_frame).await {
@@ -557,7 +570,7 @@ impl Worker {
     /// then kills its group.
     pub(crate) async fn stop(&mut self, grace: Duration) {
         let bye = Frame::new(MessageType::Shutdown, 0, empty_body()).encode();
-        let _ = self.writer.write_all(&bye).await;
+        let _ = write_frame(&mut self.writer, &bye).await;
         let _ = self.writer.shutdown().await;
         if tokio::time::timeout(grace, self.exited()).await.is_err() {
             tracing::warn!(
@@ -585,7 +598,7 @@ mod tests {
 
     #[test]
     fn spin_sees_a_waiting_byte_or_end_of_stream_without_consuming_it() {
-        let (mut a, mut b) = StdUnixStream::pair().unwrap();
+        let (mut a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
         let fd = b.as_raw_fd();
         let started = std::time::Instant::now();
         assert!(!spin_until_readable(fd, Duration::from_millis(5)));
