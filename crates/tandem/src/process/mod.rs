@@ -16,6 +16,7 @@ mod pool;
 mod python;
 pub mod script;
 mod seqpacket;
+mod side_door;
 mod worker;
 
 pub use pool::{

@@ -11,11 +11,10 @@
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 use tokio::io::unix::AsyncFd;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 
 /// Creates a connected seqpacket pair, both ends close-on-exec and the first non-blocking.
 #[allow(unsafe_code)]
@@ -73,36 +72,72 @@ pub(crate) fn send(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
     usize::try_from(n).map_err(|_| io::Error::last_os_error())
 }
 
-/// The parent's end of the wire, as tokio reader and writer halves (clones share the socket).
-#[derive(Debug, Clone)]
-pub(crate) struct SeqPacket(Arc<AsyncFd<OwnedFd>>);
+/// The parent's end of the wire, for reading. It reads without asking the runtime, and is
+/// registered for readability only from a read that would block until [`SeqPacket::quiet`]:
+/// registered all along, every answer would wake the runtime's parked thread even when the
+/// caller polled for it (`PoolBuilder::spin`) and read it at once, a context switch per call.
+#[derive(Debug)]
+pub(crate) struct SeqPacket {
+    fd: OwnedFd,
+    registered: Option<AsyncFd<OwnedFd>>,
+}
 
 impl SeqPacket {
-    /// Registers a non-blocking seqpacket end with the runtime.
-    #[allow(unsafe_code)]
-    pub(crate) fn new(fd: OwnedFd, interest: tokio::io::Interest) -> io::Result<Self> {
-        // SAFETY: an `OwnedFd` keeps its fd open and unchanged until it is dropped with the
-        // `AsyncFd` that owns it.
-        let registered = unsafe { AsyncFd::register_with_interest(fd, interest) }?;
-        Ok(Self(Arc::new(registered)))
+    pub(crate) fn new(fd: OwnedFd) -> Self {
+        Self {
+            fd,
+            registered: None,
+        }
     }
 
-    /// The raw fd, for polls that must not consume (the spin) and for ioctls.
+    /// The raw fd, for polls that must not consume (the spin).
     pub(crate) fn raw_fd(&self) -> RawFd {
-        self.0.get_ref().as_raw_fd()
+        self.fd.as_raw_fd()
+    }
+
+    /// Stops asking the runtime about readability, until a read would block again.
+    pub(crate) fn quiet(&mut self) {
+        self.registered = None;
+    }
+
+    #[allow(unsafe_code)]
+    fn register(&mut self) -> io::Result<&AsyncFd<OwnedFd>> {
+        if self.registered.is_none() {
+            let dup = self.fd.try_clone()?;
+            // SAFETY: an `OwnedFd` keeps its fd open and unchanged until it is dropped with
+            // the `AsyncFd` that owns it.
+            let registered = unsafe { AsyncFd::register_with_interest(dup, Interest::READABLE) }?;
+            self.registered = Some(registered);
+        }
+        self.registered
+            .as_ref()
+            .ok_or_else(|| io::Error::other("not registered"))
     }
 }
 
 impl AsyncRead for SeqPacket {
     fn poll_read(
-        self: Pin<&mut Self>,
+        mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        let fd = self.fd.as_raw_fd();
+        let unfilled = buf.initialize_unfilled();
+        if self.registered.is_none() {
+            match recv(fd, unfilled) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Ok(n) => {
+                    buf.advance(n);
+                    return Poll::Ready(Ok(()));
+                }
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+        let registered = self.register()?;
         loop {
-            let mut guard = ready!(self.0.poll_read_ready(cx))?;
+            let mut guard = ready!(registered.poll_read_ready(cx))?;
             let unfilled = buf.initialize_unfilled();
-            match guard.try_io(|fd| recv(fd.get_ref().as_raw_fd(), unfilled)) {
+            match guard.try_io(|_| recv(fd, unfilled)) {
                 Ok(Ok(n)) => {
                     buf.advance(n);
                     return Poll::Ready(Ok(()));
@@ -114,18 +149,54 @@ impl AsyncRead for SeqPacket {
     }
 }
 
-impl AsyncWrite for SeqPacket {
+/// The parent's end of the wire, for writing. It writes without asking the runtime, and
+/// registers for writability only while a write would block: registered all along, every
+/// message the worker reads would wake the runtime's parked thread (the kernel reports the
+/// freed buffer space), a context switch per call for nothing.
+#[derive(Debug)]
+pub(crate) struct Sender {
+    fd: OwnedFd,
+    blocked: Option<AsyncFd<OwnedFd>>,
+}
+
+impl Sender {
+    pub(crate) fn new(fd: OwnedFd) -> Self {
+        Self { fd, blocked: None }
+    }
+
+    /// Waits for room on the wire, registering a duplicate of the fd for it on first need.
+    #[allow(unsafe_code)]
+    fn poll_room(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.blocked.is_none() {
+            let dup = self.fd.try_clone()?;
+            // SAFETY: as in `SeqPacket::register`.
+            let registered = unsafe { AsyncFd::register_with_interest(dup, Interest::WRITABLE) }?;
+            self.blocked = Some(registered);
+        }
+        let Some(blocked) = self.blocked.as_ref() else {
+            return Poll::Ready(Ok(()));
+        };
+        let mut guard = ready!(blocked.poll_write_ready(cx))?;
+        guard.clear_ready();
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncWrite for Sender {
     fn poll_write(
-        self: Pin<&mut Self>,
+        mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         loop {
-            let mut guard = ready!(self.0.poll_write_ready(cx))?;
-            match guard.try_io(|fd| send(fd.get_ref().as_raw_fd(), buf)) {
-                Ok(result) => return Poll::Ready(result),
-                Err(_would_block) => {}
+            match send(self.fd.as_raw_fd(), buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                done => {
+                    self.blocked = None; // deregistered: room again
+                    return Poll::Ready(done);
+                }
             }
+            ready!(self.poll_room(cx))?;
         }
     }
 
@@ -136,7 +207,7 @@ impl AsyncWrite for SeqPacket {
     #[allow(unsafe_code)]
     fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         // SAFETY: shutdown(2) on an fd we own.
-        if unsafe { libc::shutdown(self.raw_fd(), libc::SHUT_WR) } == -1 {
+        if unsafe { libc::shutdown(self.fd.as_raw_fd(), libc::SHUT_WR) } == -1 {
             return Poll::Ready(Err(io::Error::last_os_error()));
         }
         Poll::Ready(Ok(()))
@@ -153,11 +224,8 @@ mod tests {
     #[tokio::test]
     async fn reads_every_queued_message_and_keeps_their_bounds() {
         let (parent, child) = pair().unwrap();
-        let mut parent = SeqPacket::new(
-            parent,
-            tokio::io::Interest::READABLE | tokio::io::Interest::WRITABLE,
-        )
-        .unwrap();
+        let mut sender = Sender::new(parent.try_clone().unwrap());
+        let mut parent = SeqPacket::new(parent);
         let child = std::os::unix::net::UnixStream::from(child);
         use std::io::Write;
         (&child).write_all(b"short").unwrap();
@@ -165,8 +233,8 @@ mod tests {
         let mut buf = vec![0u8; 64 * 1024];
         assert_eq!(parent.read(&mut buf).await.unwrap(), 5);
         assert_eq!(parent.read(&mut buf).await.unwrap(), 3000);
-        parent.write_all(b"one").await.unwrap();
-        parent.write_all(b"two").await.unwrap();
+        sender.write_all(b"one").await.unwrap();
+        sender.write_all(b"two").await.unwrap();
         let mut small = [0u8; 16];
         use std::io::Read;
         assert_eq!((&child).read(&mut small).unwrap(), 3);

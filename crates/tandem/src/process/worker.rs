@@ -15,11 +15,10 @@ use tokio::io::{AsyncBufRead, AsyncWriteExt, BufReader};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::frame::{
-    self, empty_body, CallBody, ErrorBody, Frame, Hello, MessageType, ReadError, VERSION,
-};
+use super::frame::{self, empty_body, ErrorBody, Frame, Hello, MessageType, ReadError, VERSION};
 use super::output::{drain, Stream, Tail};
-use super::seqpacket::{self, SeqPacket};
+use super::seqpacket::{self, Sender, SeqPacket};
+use super::side_door::{set_id, SideDoor};
 use crate::call::{Error, Transport};
 
 /// close_range(2) flag: set FD_CLOEXEC on the range instead of closing it (Linux 5.11).
@@ -117,14 +116,15 @@ pub(crate) enum IdleFault {
 pub(crate) struct Worker {
     pid: u32,
     reader: BufReader<SeqPacket>,
-    writer: SeqPacket,
+    writer: Sender,
     exit: watch::Receiver<Option<ExitStatus>>,
     reaped: Arc<AtomicBool>,
     tail: Tail,
     drains: Vec<JoinHandle<()>>,
     registry: Registry,
     max_frame: usize,
-    next_id: u64,
+    /// Calls written behind the running one, and their request ids.
+    pub(crate) door: Arc<SideDoor>,
     /// The worker's ready handshake.
     pub(crate) hello: Hello,
     /// Calls answered so far.
@@ -158,7 +158,7 @@ fn spin_until_readable(fd: i32, budget: Duration) -> bool {
 }
 
 /// Writes a frame as messages of at most [`MESSAGE_MAX`] bytes (one, for most frames).
-async fn write_frame(w: &mut SeqPacket, frame: &[u8]) -> std::io::Result<()> {
+async fn write_frame(w: &mut Sender, frame: &[u8]) -> std::io::Result<()> {
     for message in frame.chunks(MESSAGE_MAX) {
         w.write_all(message).await?;
     }
@@ -296,6 +296,15 @@ impl Worker {
                 ),
             )
         })?;
+        // Duplicates of both ends, for calls written behind the running one (side_door.rs).
+        let door = match (parent.try_clone(), child.try_clone()) {
+            (Ok(writer), Ok(worker_end)) => Arc::new(SideDoor::new(writer, worker_end)),
+            (Err(e), _) | (_, Err(e)) => {
+                kill_group(proc.id());
+                let _ = proc.wait();
+                return Err(start_error(cfg, format!("cannot duplicate the wire: {e}")));
+            }
+        };
         drop(child);
         let pid = proc.id();
         registry.insert(pid);
@@ -317,11 +326,14 @@ impl Worker {
         let reaped = Arc::new(AtomicBool::new(false));
         let reaped2 = reaped.clone();
         let on_exit = registry.on_exit.clone();
+        let door2 = door.clone();
         let reaper = std::thread::Builder::new()
             .name(format!("tandem-reap-{pid}"))
             .spawn(move || {
                 let status = proc.wait();
                 reaped2.store(true, Ordering::SeqCst);
+                // Before the parent's end sees the end of stream: settle a call queued behind.
+                door2.worker_exited();
                 if let Ok(status) = status {
                     let _ = exit_tx.send(Some(status));
                     if let Some(hook) = on_exit.get() {
@@ -331,10 +343,7 @@ impl Worker {
             });
         let halves = reaper.map(|_| ()).and_then(|()| {
             let writer = parent.try_clone()?;
-            Ok((
-                SeqPacket::new(parent, tokio::io::Interest::READABLE)?,
-                SeqPacket::new(writer, tokio::io::Interest::WRITABLE)?,
-            ))
+            Ok((SeqPacket::new(parent), Sender::new(writer)))
         });
         let (r, w) = match halves {
             Ok(s) => s,
@@ -354,7 +363,7 @@ impl Worker {
             drains,
             registry: registry.clone(),
             max_frame: cfg.max_frame,
-            next_id: 1,
+            door,
             hello: Hello {
                 protocol: 0,
                 pid,
@@ -475,26 +484,34 @@ impl Worker {
         }
     }
 
-    /// Runs one call: writes the call frame and reads the answer.
+    /// Writes a call frame (a whole frame, id field to be set) with the next request id;
+    /// returns the id, or `Exited` when the wire is closed.
+    pub(crate) async fn send(&mut self, frame: &mut [u8]) -> Result<u64, Broken> {
+        let id = self.door.next_id();
+        set_id(frame, id);
+        match write_frame(&mut self.writer, frame).await {
+            Ok(()) => Ok(id),
+            Err(_) => Err(Broken::Exited),
+        }
+    }
+
+    /// Reads the answer to call `id`, polling the wire for up to `spin` first.
     ///
     /// Returns the worker's answer (`Ok((codec, payload))` or its error body), or [`Broken`]
     /// when the worker must be replaced. Cancel-safe only in the sense that the worker must be
     /// killed if this future is dropped midway.
-    pub(crate) async fn call(
+    pub(crate) async fn answer(
         &mut self,
-        body: &CallBody,
+        id: u64,
+        spin: Duration,
     ) -> Result<Result<(String, Bytes), ErrorBody>, Broken> {
-        let id = self.next_id;
-        self.next_id += 1;
-        let bytes = Frame::new(MessageType::Call, id, body.to_value()).encode();
-        if write_frame(&mut self.writer, &bytes).await.is_err() {
-            return Err(Broken::Exited);
-        }
-        if body.spin_us > 0 && self.reader.buffer().is_empty() {
+        if !spin.is_zero() && self.reader.buffer().is_empty() {
             // Poll for the answer as the worker will for the next call (`PoolBuilder::spin`):
             // a quick answer is then read at once, without the runtime's sleep and wake-up.
-            let fd = self.reader.get_ref().raw_fd();
-            spin_until_readable(fd, Duration::from_micros(body.spin_us));
+            if spin_until_readable(self.reader.get_ref().raw_fd(), spin) {
+                // Read at once: the runtime need not hear of the answer (nor wake for it).
+                self.reader.get_mut().quiet();
+            }
         }
         let frame = match frame::read_frame(&mut self.reader, self.max_frame).await {
             Ok(f) => f,

@@ -97,6 +97,12 @@ def gate(path):
         time.sleep(0.01)
     return "opened"
 
+@app.handler("touch")
+def touch(path):
+    with open(path, "w") as f:
+        f.write("ran")
+    return "touched"
+
 @app.handler("blob")
 def blob(n):
     return b"x" * n

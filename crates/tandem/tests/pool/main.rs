@@ -23,6 +23,7 @@ mod logs;
 mod observe;
 mod parent_death;
 mod payloads;
+mod pipelining;
 mod policy;
 mod recycle;
 mod scheduling;

@@ -1,71 +1,141 @@
-//! The idle workers: a stack with one semaphore permit per worker on it, so that callers wait
-//! for an idle worker in FIFO order (tokio's semaphore is fair) and the supervisor can take a
-//! given worker out of rotation without racing a caller.
-//!
-//! Invariant: the available permits never exceed the workers on the stack. A caller takes a
-//! permit, then pops; [`IdleSet::put`] pushes, then adds a permit; [`IdleSet::remove`] takes
-//! a permit and the worker under the stack's lock.
+//! The idle workers and the callers waiting for one, under one lock: a worker that frees goes
+//! to the first waiting caller, and a caller waits only while no worker is idle, so callers
+//! are served in arrival order. A waiting caller whose call fits one message can also be
+//! written behind a running call (`lane.rs`).
 
+use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard};
 
-use tokio::sync::Semaphore;
+use bytes::Bytes;
+use tokio::sync::oneshot;
 
+use super::lane::Turn;
 use super::member::Member;
 
-/// Idle workers, most recently used on top (a warm worker serves the next call).
+/// A caller waiting for a worker.
 #[derive(Debug)]
-pub(crate) struct IdleSet {
-    stack: Mutex<Vec<Member>>,
-    permits: Semaphore,
+pub(crate) struct Waiter {
+    /// Unique per wait, in arrival order.
+    pub(crate) ticket: u64,
+    /// The call's frame when it may be written behind a running call (one message).
+    pub(crate) frame: Option<Bytes>,
+    pub(crate) turn: oneshot::Sender<Turn>,
 }
+
+#[derive(Debug, Default)]
+struct Inner {
+    /// Idle workers, most recently used on top (a warm worker serves the next call).
+    stack: Vec<Member>,
+    line: VecDeque<Waiter>,
+    closed: bool,
+}
+
+/// See the module docs.
+#[derive(Debug, Default)]
+pub(crate) struct IdleSet(Mutex<Inner>);
 
 impl IdleSet {
     pub(crate) fn new() -> Self {
-        Self {
-            stack: Mutex::new(Vec::new()),
-            permits: Semaphore::new(0),
-        }
+        Self::default()
     }
 
-    fn stack(&self) -> MutexGuard<'_, Vec<Member>> {
-        // A panic while holding this lock leaves the stack consistent: keep using it.
-        self.stack
+    fn inner(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding this lock leaves it consistent: keep using it.
+        self.0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Puts a worker in rotation (a new one, or one back from a call); gives it back once the
-    /// set is closed.
-    pub(crate) fn put(&self, member: Member) -> Result<(), Member> {
-        let mut stack = self.stack();
-        if self.permits.is_closed() {
+    /// Gives a free worker to the first waiting caller, else puts it in rotation; gives it
+    /// back once the set is closed.
+    pub(crate) fn put(&self, mut member: Member) -> Result<(), Member> {
+        let mut inner = self.inner();
+        if inner.closed {
             return Err(member);
         }
-        stack.push(member);
-        drop(stack);
-        self.permits.add_permits(1);
+        while let Some(w) = inner.line.pop_front() {
+            match w.turn.send(Turn::Direct(member)) {
+                Ok(()) => return Ok(()),
+                Err(Turn::Direct(m)) => member = m, // that caller is gone
+                Err(_) => unreachable!("send returns the value it was given"),
+            }
+        }
+        inner.stack.push(member);
         Ok(())
     }
 
     /// An idle worker, if one is free right now and no caller waits ahead.
     pub(crate) fn try_take(&self) -> Option<Member> {
-        self.permits.try_acquire().ok()?.forget();
-        self.stack().pop()
+        let mut inner = self.inner();
+        if inner.line.is_empty() {
+            inner.stack.pop()
+        } else {
+            None
+        }
     }
 
-    /// Waits for an idle worker in FIFO order; `None` once the set is closed.
-    pub(crate) async fn take(&self) -> Option<Member> {
-        self.permits.acquire().await.ok()?.forget();
-        self.stack().pop()
+    /// Joins the line (or takes an idle worker at once); `None` once the set is closed.
+    pub(crate) fn wait(
+        &self,
+        ticket: u64,
+        frame: Option<Bytes>,
+    ) -> Option<oneshot::Receiver<Turn>> {
+        let (turn, rx) = oneshot::channel();
+        let mut inner = self.inner();
+        if inner.closed {
+            return None;
+        }
+        match inner.stack.pop() {
+            Some(m) if inner.line.is_empty() => {
+                let _ = turn.send(Turn::Direct(m));
+            }
+            other => {
+                if let Some(m) = other {
+                    inner.stack.push(m);
+                }
+                inner.line.push_back(Waiter {
+                    ticket,
+                    frame,
+                    turn,
+                });
+            }
+        }
+        Some(rx)
     }
 
-    /// Takes worker `pid` out of rotation if it is idle and no waiting caller has claimed it
-    /// (then the caller that gets it checks it again).
+    /// Removes caller `ticket` from the line; whether it was there.
+    pub(crate) fn leave(&self, ticket: u64) -> bool {
+        let mut inner = self.inner();
+        let before = inner.line.len();
+        inner.line.retain(|w| w.ticket != ticket);
+        inner.line.len() != before
+    }
+
+    /// Whether a waiting caller's call may be written behind a running one.
+    pub(crate) fn has_queueable(&self) -> bool {
+        self.inner().line.iter().any(|w| w.frame.is_some())
+    }
+
+    /// The first waiting caller whose call may be written behind a running one.
+    pub(crate) fn next_to_queue(&self) -> Option<Waiter> {
+        let mut inner = self.inner();
+        let at = inner.line.iter().position(|w| w.frame.is_some())?;
+        inner.line.remove(at)
+    }
+
+    /// Puts a caller back at the head of the line (its call could not be written behind).
+    pub(crate) fn return_to_front(&self, waiter: Waiter) {
+        let mut inner = self.inner();
+        if !inner.closed {
+            inner.line.push_front(waiter);
+        }
+    }
+
+    /// Takes worker `pid` out of rotation if it is idle.
     pub(crate) fn remove(&self, pid: u32) -> Option<Member> {
-        let mut stack = self.stack();
-        let i = stack.iter().position(|m| m.pid() == pid)?;
-        self.permits.try_acquire().ok()?.forget();
-        Some(stack.swap_remove(i))
+        let mut inner = self.inner();
+        let i = inner.stack.iter().position(|m| m.pid() == pid)?;
+        Some(inner.stack.swap_remove(i))
     }
 
     /// Takes out every idle worker for which `faulty` says why it must go.
@@ -73,29 +143,24 @@ impl IdleSet {
         &self,
         mut faulty: impl FnMut(&mut Member) -> Option<F>,
     ) -> Vec<(Member, F)> {
-        let mut stack = self.stack();
+        let mut inner = self.inner();
         let mut out = Vec::new();
         let mut i = 0;
-        while i < stack.len() {
-            match faulty(&mut stack[i]) {
-                Some(why)
-                    if self.permits.try_acquire().is_ok_and(|p| {
-                        p.forget();
-                        true
-                    }) =>
-                {
-                    out.push((stack.swap_remove(i), why));
-                }
-                _ => i += 1,
+        while i < inner.stack.len() {
+            match faulty(&mut inner.stack[i]) {
+                Some(why) => out.push((inner.stack.swap_remove(i), why)),
+                None => i += 1,
             }
         }
         out
     }
 
-    /// Closes the set (waiting callers get `None`) and returns the idle workers.
+    /// Closes the set (waiting callers are told by their dropped turn) and returns the idle
+    /// workers.
     pub(crate) fn close(&self) -> Vec<Member> {
-        let mut stack = self.stack();
-        self.permits.close();
-        std::mem::take(&mut *stack)
+        let mut inner = self.inner();
+        inner.closed = true;
+        inner.line.clear();
+        std::mem::take(&mut inner.stack)
     }
 }

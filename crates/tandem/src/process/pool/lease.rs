@@ -1,17 +1,77 @@
-//! One call, run by the caller's own task on a worker it checked out: no hand-off to another
-//! task on the way in or out.
+//! One call, run by the caller's own task on the worker it got: no hand-off to another task
+//! on the way in or out. While every worker is busy, a waiting call may be written behind a
+//! running one (`lane.rs`); its caller then only reads the answer once its turn comes.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+use tokio::sync::oneshot;
+
+use super::idle::Waiter;
+use super::lane::{Lane, Turn};
 use super::member::Member;
 use super::state::Shared;
 use super::supervisor::Event;
 use crate::call::{Error, Request, Response, Transport};
 use crate::codec::{Codec, Payload};
-use crate::process::frame::{CallBody, ErrorBody};
-use crate::process::worker::{kill_group, Broken};
+use crate::process::frame::{CallBody, ErrorBody, Frame, MessageType};
+use crate::process::worker::{kill_group, Broken, MESSAGE_MAX};
+
+/// Where a call's frame is when its caller gets a worker.
+pub(crate) enum Start {
+    /// Still to write (a free worker).
+    Write(Vec<u8>),
+    /// Written behind the previous call, with this request id.
+    Written(u64),
+}
+
+/// A call on its way to a worker.
+pub(crate) struct Call {
+    body: CallBody,
+    deadline: Instant,
+    started: Instant,
+}
+
+impl Call {
+    pub(crate) fn new(req: Request, deadline: Instant) -> Self {
+        let (method, payload, meta) = req.into_parts();
+        Self {
+            body: CallBody {
+                method,
+                codec: payload.codec().as_str().to_owned(),
+                payload: payload.into_bytes(),
+                timeout_ms: None,
+                traceparent: meta.traceparent,
+                idempotency_key: meta.idempotency_key,
+                headers: meta.headers,
+                spin_us: 0,
+            },
+            deadline,
+            started: Instant::now(),
+        }
+    }
+
+    /// When the call is to be run with a worker it was written to: how long to poll for its
+    /// answer.
+    pub(crate) fn spin(shared: &Shared) -> Duration {
+        Duration::from_micros(spin_us(shared))
+    }
+
+    pub(crate) fn method(&self) -> &str {
+        &self.body.method
+    }
+
+    /// The call frame as of now (the time left, and whether the worker should spin after it);
+    /// its request id is set when it is written.
+    fn frame(&mut self, spin_us: u64) -> Vec<u8> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        self.body.timeout_ms = Some(u64::try_from(left.as_millis()).unwrap_or(u64::MAX));
+        self.body.spin_us = spin_us;
+        Frame::new(MessageType::Call, 0, self.body.to_value()).encode()
+    }
+}
 
 /// A worker checked out by a caller.
 ///
@@ -33,34 +93,50 @@ impl<'a> Lease<'a> {
         }
     }
 
-    /// Runs `req` under `deadline` and gives the worker back if it is still sound.
-    pub(crate) async fn run(mut self, req: Request, deadline: Instant) -> Result<Response, Error> {
+    /// Writes `call` on the worker, then reads its answer.
+    pub(crate) async fn run(self, call: &mut Call) -> Result<Response, Error> {
         let spin_us = spin_us(self.shared);
+        let frame = call.frame(spin_us);
+        self.finish(call, Start::Write(frame), Duration::from_micros(spin_us))
+            .await
+    }
+
+    /// Runs `call` on this worker: writes it (or finds it written behind the previous call),
+    /// then reads its answer, polling for up to `spin` first.
+    pub(crate) async fn finish(
+        mut self,
+        call: &Call,
+        start: Start,
+        spin: Duration,
+    ) -> Result<Response, Error> {
+        let deadline = call.deadline;
+        let shared = self.shared;
         let Some(member) = self.member.as_mut() else {
             return Err(Error::unavailable(
                 Transport::Pool,
-                req.method(),
+                call.method(),
                 "no worker",
             ));
         };
-        let (method, payload, meta) = req.into_parts();
         let pid = member.pid();
-        let now = Instant::now();
-        let body = CallBody {
-            method,
-            codec: payload.codec().as_str().to_owned(),
-            payload: payload.into_bytes(),
-            timeout_ms: Some(
-                u64::try_from(deadline.saturating_duration_since(now).as_millis())
-                    .unwrap_or(u64::MAX),
-            ),
-            traceparent: meta.traceparent,
-            idempotency_key: meta.idempotency_key,
-            headers: meta.headers,
-            spin_us,
+        // One future for the whole exchange: when the answer comes within the spin, the call
+        // completes in one poll, without registering its deadline timer.
+        let (lane, retiring) = (member.lane.clone(), member.retiring());
+        let exchange = async {
+            let id = match start {
+                Start::Write(mut frame) => member.worker.send(&mut frame).await?,
+                Start::Written(id) => id,
+            };
+            let answer = member.worker.answer(id, spin);
+            tokio::pin!(answer);
+            tokio::select! {
+                biased;
+                done = &mut answer => done,
+                () = queue_behind(shared, &lane, retiring) => answer.await,
+            }
         };
-        let answer = tokio::time::timeout_at(deadline.into(), member.worker.call(&body)).await;
-        let target = || format!("{} on worker {pid}", body.method);
+        let answer = tokio::time::timeout_at(deadline.into(), exchange).await;
+        let target = || format!("{} on worker {pid}", call.method());
         match answer {
             Ok(Ok(Ok((codec, bytes)))) => match codec.parse::<Codec>() {
                 Ok(codec) => {
@@ -100,18 +176,15 @@ impl<'a> Lease<'a> {
                     pid,
                     "call passed its deadline; killing the worker's process group"
                 );
-                Err(Error::Timeout {
-                    transport: Transport::Pool,
-                    target: target(),
-                    elapsed: now.elapsed(),
-                })
+                Err(timeout(call, pid))
             }
         }
     }
 
-    /// Returns a sound worker to rotation (or to the supervisor, to be recycled or retired).
+    /// Returns a sound worker: to the call queued behind, else to rotation (or to the
+    /// supervisor, to be recycled or retired).
     fn give_back(&mut self) {
-        let Some(member) = self.member.take() else {
+        let Some(mut member) = self.member.take() else {
             return;
         };
         let shared = self.shared;
@@ -119,6 +192,29 @@ impl<'a> Lease<'a> {
             shared.crash_streak.store(0, Ordering::Relaxed);
         }
         Shared::add(&shared.busy, -1);
+        if let Some(q) = member.lane.hand_over() {
+            if member.retiring() && member.lane.reclaim(q.len) {
+                let _ = q.turn.send(Turn::Retry); // never ran: it goes to another worker
+            } else {
+                let len = q.len;
+                match q.turn.send(Turn::Run(member, q.id)) {
+                    Ok(()) => {
+                        shared.publish();
+                        return;
+                    }
+                    Err(Turn::Run(m, _)) => {
+                        member = m; // its caller gave up
+                        if !member.lane.reclaim(len) {
+                            drop(member); // it runs for nobody: killed on drop
+                            shared.publish();
+                            shared.settle();
+                            return;
+                        }
+                    }
+                    Err(_) => unreachable!("send returns the value it was given"),
+                }
+            }
+        }
         if member.retiring() {
             shared.tell(Event::Retire(member));
         } else {
@@ -128,7 +224,7 @@ impl<'a> Lease<'a> {
                     why,
                 });
             }
-            if let Err(member) = shared.idle.put(member) {
+            if let Err(member) = shared.release(member) {
                 shared.tell(Event::Retire(member));
             }
         }
@@ -144,12 +240,40 @@ impl Drop for Lease<'_> {
                 pid = member.pid(),
                 "killing a worker whose call did not finish cleanly"
             );
+            // A call queued behind is settled when the worker is reaped (lane.rs).
             kill_group(member.pid());
             drop(member);
             Shared::add(&self.shared.busy, -1);
             self.shared.publish();
             self.shared.settle();
         }
+    }
+}
+
+/// Writes the first waiting call that fits one message behind `lane`'s running call, so that
+/// the worker starts it as soon as it answers. Only once the worker has read the running call
+/// (waiting for that if needed, alongside the answer): then the call behind is the only
+/// message queued, and can be taken back whole if another worker frees first or its caller
+/// gives up.
+async fn queue_behind(shared: &Shared, lane: &Lane, retiring: bool) {
+    let wanted = || !retiring && lane.slot().queued.is_none() && shared.idle.has_queueable();
+    if !wanted() || !lane.catch_up().await || !wanted() {
+        return;
+    }
+    let Some(w) = shared.idle.next_to_queue() else {
+        return;
+    };
+    let frame = w.frame.clone().unwrap_or_default();
+    if let Err(turn) = lane.queue(w.ticket, &frame, w.turn) {
+        shared.idle.return_to_front(Waiter { turn, ..w });
+    }
+}
+
+fn timeout(call: &Call, pid: u32) -> Error {
+    Error::Timeout {
+        transport: Transport::Pool,
+        target: format!("{} on worker {pid}", call.method()),
+        elapsed: call.started.elapsed(),
     }
 }
 
@@ -186,29 +310,60 @@ pub(crate) struct Want<'a> {
     pub(crate) app: &'a str,
 }
 
-/// Waits for and checks out an idle worker, or says why none is coming.
-pub(crate) async fn checkout(shared: &Shared, want: &Want<'_>) -> Result<Member, Error> {
+/// What a caller got from [`checkout`].
+pub(crate) enum Got {
+    /// A free worker: write the call on it ([`Lease::run`]).
+    Direct(Member),
+    /// The call is on this worker with this request id ([`Lease::finish`]).
+    Run(Member, u64),
+}
+
+/// Waits for a worker (or for the call's turn on one it was written to), or says why none
+/// is coming.
+pub(crate) async fn checkout(
+    shared: &Shared,
+    want: &Want<'_>,
+    call: &mut Call,
+) -> Result<Got, Error> {
     loop {
-        let member = match shared.idle.try_take() {
-            Some(m) => m,
-            None => wait(shared, want).await?,
+        let turn = match shared.idle.try_take() {
+            Some(m) => Turn::Direct(m),
+            None => wait(shared, want, call).await?,
         };
-        if member.retiring() {
-            shared.tell(Event::Retire(member));
-        } else if member.worker.has_exited() || member.worker.has_buffered() {
-            // Dead, or it wrote while idle: killed on drop, and its exit brings the
-            // replacement. Never let it answer this call with stale bytes.
-            tracing::warn!(
-                pid = member.pid(),
-                "idle worker was unfit for a call; replacing it"
-            );
-        } else {
-            return Ok(member);
+        match turn {
+            Turn::Direct(member) => {
+                if let Some(member) = fit(shared, member) {
+                    return Ok(Got::Direct(member));
+                }
+            }
+            Turn::Run(member, id) => return Ok(Got::Run(member, id)),
+            Turn::Retry => {}
+            Turn::Lost(why) => {
+                return Err(Error::unavailable(Transport::Pool, want.method, why));
+            }
         }
     }
 }
 
-async fn wait(shared: &Shared, want: &Want<'_>) -> Result<Member, Error> {
+/// The worker, if it may take a call: not retiring, alive, and silent while idle.
+fn fit(shared: &Shared, member: Member) -> Option<Member> {
+    if member.retiring() {
+        shared.tell(Event::Retire(member));
+        None
+    } else if member.worker.has_exited() || member.worker.has_buffered() {
+        // Dead, or it wrote while idle: killed on drop, and its exit brings the replacement.
+        // Never let it answer this call with stale bytes.
+        tracing::warn!(
+            pid = member.pid(),
+            "idle worker was unfit for a call; replacing it"
+        );
+        None
+    } else {
+        Some(member)
+    }
+}
+
+async fn wait(shared: &Shared, want: &Want<'_>, call: &mut Call) -> Result<Turn, Error> {
     let Want {
         method,
         deadline,
@@ -224,16 +379,72 @@ async fn wait(shared: &Shared, want: &Want<'_>) -> Result<Member, Error> {
         });
     }
     let started = Instant::now();
-    let got = tokio::time::timeout_at(deadline.into(), shared.idle.take()).await;
+    let ticket = shared.tickets.fetch_add(1, Ordering::Relaxed);
+    // It may be written behind a running call if it fits one message (and never spins: the
+    // workers are busy).
+    let frame = call.frame(0);
+    let frame = (frame.len() <= MESSAGE_MAX).then(|| Bytes::from(frame));
+    let Some(rx) = shared.idle.wait(ticket, frame) else {
+        return Err(super::shut_down(method));
+    };
+    let mut waiting = Waiting {
+        shared,
+        ticket,
+        rx: Some(rx),
+    };
+    let got = tokio::time::timeout_at(deadline.into(), waiting.turn()).await;
     drop(queued);
     match got {
-        Ok(Some(member)) => Ok(member),
+        Ok(Some(turn)) => Ok(turn),
         Ok(None) => Err(super::shut_down(method)),
         Err(_) => Err(Error::Timeout {
             transport: Transport::Pool,
             target: format!("{method} (waited for an idle worker)"),
             elapsed: started.elapsed(),
         }),
+    }
+}
+
+/// A caller waiting for its turn; dropped before the turn came (deadline, or the caller's
+/// future dropped), it withdraws the call from wherever it waits.
+struct Waiting<'a> {
+    shared: &'a Shared,
+    ticket: u64,
+    rx: Option<oneshot::Receiver<Turn>>,
+}
+
+impl Waiting<'_> {
+    /// The turn; `None` when the pool closed.
+    async fn turn(&mut self) -> Option<Turn> {
+        let rx = self.rx.as_mut()?;
+        let turn = rx.await.ok();
+        self.rx = None;
+        turn
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        let Some(mut rx) = self.rx.take() else {
+            return;
+        };
+        let shared = self.shared;
+        if shared.idle.leave(self.ticket) {
+            return;
+        }
+        if shared.lanes.withdraw(self.ticket) == Ok(false) {
+            // Neither waiting nor queued: its turn came just now.
+            match rx.try_recv() {
+                Ok(Turn::Direct(member)) => {
+                    if let Err(member) = shared.release(member) {
+                        shared.tell(Event::Retire(member));
+                    }
+                }
+                Ok(Turn::Run(member, _)) => drop(member), // it runs past its deadline: killed
+                _ => {}
+            }
+        }
+        // Queued and already read by its worker: the worker is killed when its turn comes.
     }
 }
 

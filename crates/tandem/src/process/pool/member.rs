@@ -3,6 +3,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use super::lane::Lane;
 use crate::process::worker::{rss_bytes, Worker};
 
 /// Recycling marks the supervisor and callers set on a member.
@@ -19,6 +20,8 @@ pub(crate) struct Marks {
 pub(crate) struct Member {
     pub(crate) worker: Box<Worker>,
     pub(crate) marks: Arc<Marks>,
+    /// Where a call waits behind the running one.
+    pub(crate) lane: Arc<Lane>,
     /// Calls after which it is recycled: `max_requests` plus up to 10 % jitter.
     limit: Option<u64>,
 }
@@ -26,9 +29,11 @@ pub(crate) struct Member {
 impl Member {
     pub(crate) fn new(worker: Worker, max_requests: Option<u64>) -> Self {
         let limit = jittered(max_requests, worker.pid());
+        let lane = Lane::new(worker.pid(), worker.door.clone());
         Self {
             worker: Box::new(worker),
             marks: Arc::default(),
+            lane,
             limit,
         }
     }

@@ -2,6 +2,7 @@
 
 mod config;
 mod idle;
+mod lane;
 mod lease;
 mod member;
 #[cfg(feature = "metrics")]
@@ -24,7 +25,7 @@ pub use config::{
     PoolBuilder, DEFAULT_MAX_PAYLOAD, DEFAULT_SPIN, DEFAULT_START_TIMEOUT, DEFAULT_TIMEOUT,
 };
 
-use self::lease::Lease;
+use self::lease::{Got, Lease};
 use self::member::Member;
 use self::state::{Shared, Supervision};
 use self::supervisor::{Event, Supervisor};
@@ -40,8 +41,11 @@ pub struct PoolStats {
     pub busy: usize,
     /// Workers waiting for a call.
     pub idle: usize,
-    /// Calls waiting for an idle worker.
+    /// Calls waiting for a worker, including those written behind a running call.
     pub queued: usize,
+    /// Of `queued`, the calls written behind a running call: each starts as soon as that call
+    /// answers, or moves to another worker that frees first.
+    pub pipelined: usize,
     /// Workers replaced after a crash, timeout, protocol error or failed start.
     pub restarts: u64,
     /// Workers retired by `max_requests` or `max_memory`.
@@ -239,14 +243,23 @@ impl Pool {
         if inner.shared.is_closing() {
             return Err(shut_down(req.method()));
         }
+        let mut call = lease::Call::new(req, deadline);
+        let method = call.method().to_owned();
         let want = lease::Want {
-            method: req.method(),
+            method: &method,
             deadline,
             queue_limit: inner.queue_limit,
             app: &inner.app,
         };
-        let member = lease::checkout(&inner.shared, &want).await?;
-        Lease::new(member, &inner.shared).run(req, deadline).await
+        match lease::checkout(&inner.shared, &want, &mut call).await? {
+            Got::Direct(member) => Lease::new(member, &inner.shared).run(&mut call).await,
+            Got::Run(member, id) => {
+                let spin = lease::Call::spin(&inner.shared);
+                Lease::new(member, &inner.shared)
+                    .finish(&call, lease::Start::Written(id), spin)
+                    .await
+            }
+        }
     }
 
     /// Current counts of workers, busy and idle workers, queued calls, restarts and recycles.
@@ -259,6 +272,7 @@ impl Pool {
             busy,
             idle: workers - busy,
             queued,
+            pipelined: s.lanes.queued(),
             restarts: s.restarts.load(Ordering::SeqCst),
             recycled: s.recycled.load(Ordering::SeqCst),
         }

@@ -8,6 +8,8 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch, Notify};
 
 use super::idle::IdleSet;
+use super::lane::{Lanes, Turn};
+use super::member::Member;
 use super::supervisor::Event;
 use crate::process::worker::{Registry, WorkerConfig};
 
@@ -27,6 +29,10 @@ pub(crate) struct Supervision {
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) idle: IdleSet,
+    /// Every worker's place for a call written behind its running one.
+    pub(crate) lanes: Lanes,
+    /// Waiting callers' tickets, in arrival order.
+    pub(crate) tickets: AtomicU64,
     pub(crate) events: mpsc::UnboundedSender<Event>,
     pub(crate) cfg: Supervision,
     /// Ready workers in rotation (idle or busy), not counting retiring ones.
@@ -58,6 +64,8 @@ impl Shared {
     ) -> Self {
         Self {
             idle: IdleSet::new(),
+            lanes: Lanes::default(),
+            tickets: AtomicU64::new(0),
             events,
             cfg,
             live: AtomicUsize::new(0),
@@ -106,6 +114,24 @@ impl Shared {
                 m.set_restarts_total(self.restarts.load(Ordering::SeqCst));
             }
         }
+    }
+
+    /// A free worker takes the oldest call written behind a busy worker that has not started
+    /// (no call waits behind a slow one while a worker idles), else the first waiting caller,
+    /// else it goes idle. Gives it back once the pool is closed.
+    pub(crate) fn release(&self, mut member: Member) -> Result<(), Member> {
+        if let Some(q) = self.lanes.steal(member.pid()) {
+            tracing::debug!(
+                pid = member.pid(),
+                "a free worker takes a call queued behind another"
+            );
+            match q.turn.send(Turn::Direct(member)) {
+                Ok(()) => return Ok(()),
+                Err(Turn::Direct(m)) => member = m, // that caller gave up meanwhile
+                Err(_) => unreachable!("send returns the value it was given"),
+            }
+        }
+        self.idle.put(member)
     }
 
     pub(crate) fn is_closing(&self) -> bool {

@@ -127,7 +127,8 @@ impl Supervisor {
             self.died(pid, "exited right after starting");
             return;
         }
-        if self.shared.idle.put(member).is_err() {
+        self.shared.lanes.add(&member.lane);
+        if self.shared.release(member).is_err() {
             return;
         }
         if let Some(old) = replaces {

@@ -1,0 +1,268 @@
+//! A worker's wire, reached beside the call in progress: write one more call behind the
+//! running one, or take such a call back before the worker reads it.
+//!
+//! The wire is a seqpacket socket (`seqpacket.rs`), so a call written as one message is either
+//! still queued whole at the worker's end or already read whole by the worker. The parent keeps
+//! a duplicate of the worker's end: a non-blocking read on it takes a queued call back, and
+//! then the worker never sees it. The kernel decides which reader gets the message, so a call
+//! is run by the worker or taken back, never both. The duplicate is closed when the worker
+//! exits (after [`SideDoor::set_on_exit`]'s hook ran), so that the parent's end then sees the
+//! end of stream as it would without it.
+
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
+
+use super::frame::HEADER_LEN;
+use super::seqpacket;
+
+/// How long [`SideDoor::catch_up`] polls before it waits through the runtime.
+const CATCH_UP_SPIN: std::time::Duration = std::time::Duration::from_micros(20);
+
+/// What [`SideDoor::take_back`] found at the worker's end of the wire.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum TakeBack {
+    /// The queued message, now removed: the worker will never read it.
+    Taken(Vec<u8>),
+    /// Nothing queued: the worker read it (it runs or ran), or the worker is gone.
+    Gone,
+}
+
+/// See the module docs.
+pub(crate) struct SideDoor {
+    /// A duplicate of the parent's end, for a queued call (one message, never blocking).
+    writer: OwnedFd,
+    /// A duplicate of the worker's end; `None` once the worker exited.
+    worker_end: Mutex<Option<OwnedFd>>,
+    /// Request ids on this wire: 1, 2, … whoever writes the call.
+    next_id: AtomicU64,
+    /// Run by the reaper thread when the worker has exited, before the duplicate is closed.
+    on_exit: OnceLock<Box<dyn Fn() + Send + Sync>>,
+}
+
+impl std::fmt::Debug for SideDoor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SideDoor")
+            .field("next_id", &self.next_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SideDoor {
+    /// A side door over duplicates of the parent's and the worker's ends of one wire.
+    pub(crate) fn new(writer: OwnedFd, worker_end: OwnedFd) -> Self {
+        Self {
+            writer,
+            worker_end: Mutex::new(Some(worker_end)),
+            next_id: AtomicU64::new(1),
+            on_exit: OnceLock::new(),
+        }
+    }
+
+    /// The next request id on this wire.
+    pub(crate) fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Writes `frame` (a whole frame of at most one message) with a fresh request id in its
+    /// header; returns the id. Fails rather than block or split the frame.
+    pub(crate) fn write(&self, frame: &mut [u8]) -> io::Result<u64> {
+        let id = self.next_id();
+        set_id(frame, id);
+        let sent = seqpacket::send(self.writer.as_raw_fd(), frame)?;
+        if sent != frame.len() {
+            // A seqpacket send is all or nothing; anything else is not this socket.
+            return Err(io::Error::other("short write on a seqpacket wire"));
+        }
+        Ok(id)
+    }
+
+    /// Takes back the message queued at the worker's end if it is the only one there and
+    /// `len` bytes long: a call written behind another that the worker has not read. (While
+    /// the worker has not read the call ahead either, both are queued, and the first one read
+    /// back would be the wrong one: nothing is taken then.)
+    pub(crate) fn take_back(&self, len: usize) -> TakeBack {
+        let guard = self
+            .worker_end
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(fd) = guard.as_ref() else {
+            return TakeBack::Gone;
+        };
+        if queued_bytes(fd.as_raw_fd()) != Some(len) {
+            return TakeBack::Gone;
+        }
+        let mut buf = vec![0u8; len.max(1)];
+        match seqpacket::recv(fd.as_raw_fd(), &mut buf) {
+            Ok(n) if n == len => TakeBack::Taken(buf),
+            _ => TakeBack::Gone,
+        }
+    }
+
+    /// Whether the worker has read everything written to it (a call written behind another
+    /// only once the worker has read that one is the only message ever queued, so
+    /// [`SideDoor::take_back`] can always take it).
+    pub(crate) fn caught_up(&self) -> bool {
+        let guard = self
+            .worker_end
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        guard
+            .as_ref()
+            .is_some_and(|fd| queued_bytes(fd.as_raw_fd()) == Some(0))
+    }
+
+    /// Waits until the worker has read everything written to it; false if it exited first.
+    ///
+    /// Each message the worker reads frees buffer space at the parent's end, which the kernel
+    /// reports as writability: this registers for that only while it waits.
+    #[allow(unsafe_code)]
+    pub(crate) async fn catch_up(&self) -> bool {
+        // Usually the worker is about to read it (often on this CPU, preempted by the thread
+        // its answer woke): let it run a moment before asking the runtime to watch.
+        let start = std::time::Instant::now();
+        while start.elapsed() < CATCH_UP_SPIN {
+            if self.caught_up() {
+                return true;
+            }
+            std::thread::yield_now();
+        }
+        let Ok(dup) = self.writer.try_clone() else {
+            return false;
+        };
+        // SAFETY: an `OwnedFd` keeps its fd open and unchanged until it is dropped with the
+        // `AsyncFd` that owns it.
+        let Ok(room) = (unsafe { AsyncFd::register_with_interest(dup, Interest::WRITABLE) }) else {
+            return false;
+        };
+        loop {
+            if self.caught_up() {
+                return true;
+            }
+            if self.worker_end.lock().map_or(true, |g| g.is_none()) {
+                return false;
+            }
+            match room.writable().await {
+                Ok(mut guard) => guard.clear_ready(),
+                Err(_) => return false,
+            }
+        }
+    }
+
+    /// The request ids of every message the worker left unread (it has exited: nothing races
+    /// these reads).
+    pub(crate) fn unread_ids(&self) -> Vec<u64> {
+        let guard = self
+            .worker_end
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(fd) = guard.as_ref() else {
+            return Vec::new();
+        };
+        let mut ids = Vec::new();
+        let mut buf = vec![0u8; super::worker::MESSAGE_MAX];
+        while let Ok(n) = seqpacket::recv(fd.as_raw_fd(), &mut buf) {
+            if n == 0 {
+                break;
+            }
+            if let Some(id) = buf.get(10..18).filter(|_| n >= 4 + HEADER_LEN) {
+                ids.push(u64::from_be_bytes(id.try_into().unwrap_or_default()));
+            }
+        }
+        ids
+    }
+
+    /// Sets what runs when the worker has exited (once; later calls are ignored).
+    pub(crate) fn set_on_exit(&self, hook: Box<dyn Fn() + Send + Sync>) {
+        let _ = self.on_exit.set(hook);
+    }
+
+    /// The worker exited: runs the hook, then closes the duplicate of its end.
+    pub(crate) fn worker_exited(&self) {
+        if let Some(hook) = self.on_exit.get() {
+            hook();
+        }
+        self.worker_end
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+    }
+}
+
+/// Bytes queued unread at a socket (`FIONREAD`: for a seqpacket socket, all its messages).
+#[allow(unsafe_code)]
+fn queued_bytes(fd: std::os::fd::RawFd) -> Option<usize> {
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one c_int into `n`, which outlives the call.
+    let rc = unsafe { libc::ioctl(fd, libc::FIONREAD, std::ptr::addr_of_mut!(n)) };
+    if rc == -1 {
+        return None;
+    }
+    usize::try_from(n).ok()
+}
+
+/// Writes request id `id` into a whole frame's header (after the length, magic, version,
+/// type and flags).
+pub(crate) fn set_id(frame: &mut [u8], id: u64) {
+    let at = 4 + HEADER_LEN - 8;
+    frame[at..at + 8].copy_from_slice(&id.to_be_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::process::frame::{empty_body, Frame, MessageType};
+    use std::io::Read;
+
+    #[test]
+    fn an_exited_workers_unread_calls_are_listed_by_id() {
+        let (parent, worker) = seqpacket::pair().unwrap();
+        let door = SideDoor::new(parent.try_clone().unwrap(), worker.try_clone().unwrap());
+        drop(worker);
+        let mut frame = Frame::new(MessageType::Ping, 0, empty_body()).encode();
+        door.write(&mut frame).unwrap();
+        door.write(&mut frame).unwrap();
+        assert_eq!(door.unread_ids(), vec![1, 2]);
+        assert!(door.unread_ids().is_empty());
+    }
+
+    #[test]
+    fn a_queued_message_is_taken_back_whole_or_left_to_the_reader() {
+        let (parent, worker) = seqpacket::pair().unwrap();
+        let door = SideDoor::new(parent.try_clone().unwrap(), worker.try_clone().unwrap());
+        let mut worker = std::os::unix::net::UnixStream::from(worker);
+        let mut frame = Frame::new(MessageType::Ping, 0, empty_body()).encode();
+        assert_eq!(door.write(&mut frame).unwrap(), 1);
+        let len = frame.len();
+        let taken = door.take_back(len);
+        assert_eq!(
+            taken,
+            TakeBack::Taken(frame.clone()),
+            "id 1 written in the header"
+        );
+        assert_eq!(door.take_back(len), TakeBack::Gone, "nothing left");
+        assert_eq!(door.write(&mut frame).unwrap(), 2);
+        let mut buf = [0u8; 64];
+        let n = worker.read(&mut buf).unwrap();
+        assert_eq!(&buf[..n], &frame[..], "the worker read it whole");
+        assert_eq!(
+            door.take_back(len),
+            TakeBack::Gone,
+            "so it cannot be taken back"
+        );
+        // Two queued (the call ahead is unread too): the one behind cannot be picked out.
+        assert_eq!(door.write(&mut frame).unwrap(), 3);
+        assert_eq!(door.write(&mut frame).unwrap(), 4);
+        assert_eq!(door.take_back(len), TakeBack::Gone);
+        door.worker_exited();
+        assert_eq!(
+            door.take_back(len),
+            TakeBack::Gone,
+            "closed with the worker"
+        );
+    }
+}
