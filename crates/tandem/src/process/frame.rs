@@ -283,6 +283,32 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
     r: &mut R,
     max_frame: usize,
 ) -> Result<Frame, ReadError> {
+    let buf = read_frame_bytes(r, max_frame).await?;
+    decode_after_prefix(&buf).map_err(ReadError::Frame)
+}
+
+/// The `ok` answer to call `id` in `frame` (the bytes after the length prefix), read
+/// without a value tree when header and body are exactly as a worker writes them, the payload
+/// a slice of `frame`; `None` for any other frame, which [`decode_after_prefix`] then reads in
+/// full (and names any defect).
+pub fn read_ok_answer(frame: &Bytes, id: u64) -> Option<(String, Bytes)> {
+    let mut header = [0u8; HEADER_LEN];
+    header[..2].copy_from_slice(&MAGIC);
+    header[2] = VERSION;
+    header[3] = MessageType::Ok as u8;
+    header[6..].copy_from_slice(&id.to_be_bytes());
+    if frame.get(..HEADER_LEN)? != header {
+        return None;
+    }
+    read_canonical_ok(&frame.slice(HEADER_LEN..))
+}
+
+/// Reads one frame's bytes after the length prefix (header and body, not checked), rejecting
+/// a length above `max_frame` before allocating its buffer.
+pub async fn read_frame_bytes<R: AsyncRead + Unpin>(
+    r: &mut R,
+    max_frame: usize,
+) -> Result<Vec<u8>, ReadError> {
     let mut prefix = [0u8; 4];
     let mut got = 0;
     while got < 4 {
@@ -303,7 +329,7 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
             Err(e) => return Err(ReadError::Io(e)),
         }
     }
-    decode_after_prefix(&buf).map_err(ReadError::Frame)
+    Ok(buf)
 }
 
 // ----- bodies ----------------------------------------------------------------------------
@@ -420,6 +446,65 @@ impl Hello {
 }
 
 impl CallBody {
+    /// The whole call frame with request id `id`, length prefix included: the bytes
+    /// `Frame::new(MessageType::Call, id, self.to_value()).encode()` gives, written directly
+    /// (no value tree, the payload copied once). This is the pool's hot path.
+    pub fn encode_frame(&self, id: u64) -> Vec<u8> {
+        use rmp::encode as mp;
+        let headers: usize = self
+            .headers
+            .iter()
+            .map(|(k, v)| k.len() + v.len() + 10)
+            .sum();
+        let strings = self.method.len() + self.codec.len() + headers;
+        let mut out = Vec::with_capacity(4 + HEADER_LEN + 128 + strings + self.payload.len());
+        out.extend_from_slice(&[0; 4]); // the length, written last
+        out.extend_from_slice(&MAGIC);
+        out.push(VERSION);
+        out.push(MessageType::Call as u8);
+        out.extend_from_slice(&0u16.to_be_bytes());
+        out.extend_from_slice(&id.to_be_bytes());
+        let w = &mut out;
+        let opt_str = |w: &mut Vec<u8>, v: &Option<String>| match v {
+            Some(v) => mp::write_str(w, v).map_err(drop),
+            None => mp::write_nil(w).map_err(drop),
+        };
+        // Writing into a Vec cannot fail.
+        let _ = (|| -> Result<(), ()> {
+            mp::write_map_len(w, if self.spin_us > 0 { 8 } else { 7 }).map_err(drop)?;
+            mp::write_str(w, "method").map_err(drop)?;
+            mp::write_str(w, &self.method).map_err(drop)?;
+            mp::write_str(w, "codec").map_err(drop)?;
+            mp::write_str(w, &self.codec).map_err(drop)?;
+            mp::write_str(w, "payload").map_err(drop)?;
+            mp::write_bin(w, &self.payload).map_err(drop)?;
+            mp::write_str(w, "timeout_ms").map_err(drop)?;
+            match self.timeout_ms {
+                Some(ms) => mp::write_uint(w, ms).map(drop).map_err(drop)?,
+                None => mp::write_nil(w).map_err(drop)?,
+            }
+            mp::write_str(w, "traceparent").map_err(drop)?;
+            opt_str(w, &self.traceparent)?;
+            mp::write_str(w, "idempotency_key").map_err(drop)?;
+            opt_str(w, &self.idempotency_key)?;
+            mp::write_str(w, "headers").map_err(drop)?;
+            let n = u32::try_from(self.headers.len()).map_err(drop)?;
+            mp::write_map_len(w, n).map_err(drop)?;
+            for (k, v) in &self.headers {
+                mp::write_str(w, k).map_err(drop)?;
+                mp::write_str(w, v).map_err(drop)?;
+            }
+            if self.spin_us > 0 {
+                mp::write_str(w, "spin_us").map_err(drop)?;
+                mp::write_uint(w, self.spin_us).map_err(drop)?;
+            }
+            Ok(())
+        })();
+        let len = u32::try_from(out.len() - 4).unwrap_or(u32::MAX);
+        out[..4].copy_from_slice(&len.to_be_bytes());
+        out
+    }
+
     /// The body, keys in canonical order.
     pub fn to_value(&self) -> Value {
         let mut pairs = vec![
@@ -484,6 +569,48 @@ pub fn ok_body(codec: &str, payload: &[u8]) -> Value {
         ("codec", s(codec)),
         ("payload", Value::Binary(payload.to_vec())),
     ])
+}
+
+/// Reads an ok body written the canonical way (`{"codec": str, "payload": bin}`, as the
+/// worker writes it) straight from the bytes after the header, the payload a slice of them;
+/// `None` for anything else, which [`read_ok`] then reads in full (and names any defect).
+pub fn read_canonical_ok(body: &Bytes) -> Option<(String, Bytes)> {
+    let rest = body.strip_prefix(b"\x82\xa5codec")?;
+    let (codec, rest) = split_str(rest)?;
+    let rest = rest.strip_prefix(b"\xa7payload")?;
+    let (len, head) = match *rest.first()? {
+        0xc4 => (usize::from(*rest.get(1)?), 2),
+        0xc5 => (
+            usize::from(u16::from_be_bytes([*rest.get(1)?, *rest.get(2)?])),
+            3,
+        ),
+        0xc6 => (
+            usize::try_from(u32::from_be_bytes(rest.get(1..5)?.try_into().ok()?)).ok()?,
+            5,
+        ),
+        _ => return None,
+    };
+    if rest.len() != head + len {
+        return None;
+    }
+    let start = body.len() - len;
+    Some((codec.to_owned(), body.slice(start..)))
+}
+
+/// A msgpack string at the start of `b`, and the bytes after it.
+fn split_str(b: &[u8]) -> Option<(&str, &[u8])> {
+    let (len, head) = match *b.first()? {
+        m @ 0xa0..=0xbf => (usize::from(m & 0x1f), 1),
+        0xd9 => (usize::from(*b.get(1)?), 2),
+        0xda => (usize::from(u16::from_be_bytes([*b.get(1)?, *b.get(2)?])), 3),
+        0xdb => (
+            usize::try_from(u32::from_be_bytes(b.get(1..5)?.try_into().ok()?)).ok()?,
+            5,
+        ),
+        _ => return None,
+    };
+    let s = std::str::from_utf8(b.get(head..head + len)?).ok()?;
+    Some((s, &b[head + len..]))
 }
 
 /// Reads an ok body: the codec name and the payload.

@@ -513,11 +513,17 @@ impl Worker {
                 self.reader.get_mut().quiet();
             }
         }
-        let frame = match frame::read_frame(&mut self.reader, self.max_frame).await {
-            Ok(f) => f,
+        let bytes = match frame::read_frame_bytes(&mut self.reader, self.max_frame).await {
+            Ok(b) => Bytes::from(b),
             Err(ReadError::Eof | ReadError::Io(_)) => return Err(Broken::Exited),
             Err(ReadError::Frame(e)) => return Err(Broken::Protocol(e.to_string())),
         };
+        if let Some(ok) = frame::read_ok_answer(&bytes, id) {
+            self.served += 1;
+            return Ok(Ok(ok));
+        }
+        let frame =
+            frame::decode_after_prefix(&bytes).map_err(|e| Broken::Protocol(e.to_string()))?;
         if frame.id != id {
             return Err(Broken::Protocol(format!(
                 "answer carries request id {} but call {id} was in flight",

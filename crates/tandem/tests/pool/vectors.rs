@@ -2,10 +2,12 @@
 //! `python/tests/test_vectors.py`: each side decodes every valid frame to the same value and
 //! re-encodes it to the same bytes, and reports the same error code for every invalid one.
 
+use bytes::Bytes;
 use rmpv::Value;
 use serde_json::json;
+use std::collections::BTreeMap;
 use tandem::process::frame::{
-    empty_body, ok_body, read_ok, CallBody, ErrorBody, Frame, Hello, MessageType,
+    empty_body, ok_body, read_ok, read_ok_answer, CallBody, ErrorBody, Frame, Hello, MessageType,
 };
 
 use crate::support;
@@ -87,6 +89,7 @@ fn pool_wire_matches_the_shared_vectors() {
                 assert_eq!(to_json(&frame.body), want["body"], "{name}");
                 let again = Frame::new(frame.ty, frame.id, canonical(&frame)).encode();
                 assert_eq!(hex(&again), v["hex"].as_str().unwrap(), "{name} re-encoded");
+                check_fast_paths(name, &frame, &bytes);
             }
             checked += 1;
         }
@@ -95,5 +98,130 @@ fn pool_wire_matches_the_shared_vectors() {
         checked >= 20,
         "only {checked} vectors found in {}",
         dir.display()
+    );
+}
+
+/// The pool's hot paths (the direct call encoder, the answer reader without a value tree)
+/// agree with the general ones on a vector.
+fn check_fast_paths(name: &str, frame: &Frame, bytes: &[u8]) {
+    match frame.ty {
+        MessageType::Call => {
+            let call = CallBody::from_value(&frame.body).unwrap();
+            assert_eq!(
+                hex(&call.encode_frame(frame.id)),
+                hex(bytes),
+                "{name} direct"
+            );
+        }
+        MessageType::Ok => {
+            let after_prefix = Bytes::copy_from_slice(&bytes[4..]);
+            let (codec, payload) = read_ok(&frame.body).unwrap();
+            assert_eq!(
+                read_ok_answer(&after_prefix, frame.id),
+                Some((codec, payload)),
+                "{name} fast"
+            );
+            assert_eq!(
+                read_ok_answer(&after_prefix, frame.id + 1),
+                None,
+                "{name} id"
+            );
+        }
+        _ => {
+            let after_prefix = Bytes::copy_from_slice(&bytes[4..]);
+            assert_eq!(
+                read_ok_answer(&after_prefix, frame.id),
+                None,
+                "{name} not ok"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_direct_call_encoder_writes_the_general_encoders_bytes_at_every_size_boundary() {
+    for size in [0usize, 1, 31, 32, 255, 256, 65535, 65536, 70000] {
+        let text = "m".repeat(size.min(300));
+        let mut headers = BTreeMap::new();
+        if size % 2 == 0 {
+            headers.insert("k".repeat(size.min(40)), "v".repeat(size.min(300)));
+            headers.insert("a".into(), String::new());
+        }
+        let call = CallBody {
+            method: text.clone(),
+            codec: "json".into(),
+            payload: Bytes::from(vec![7u8; size]),
+            timeout_ms: (size % 3 != 0).then_some(size as u64 * 1000),
+            traceparent: (size % 2 == 1).then(|| text.clone()),
+            idempotency_key: Some("key".into()),
+            headers,
+            spin_us: size as u64 % 4 * 50,
+        };
+        let general = Frame::new(MessageType::Call, size as u64, call.to_value()).encode();
+        assert_eq!(call.encode_frame(size as u64), general, "size {size}");
+    }
+}
+
+#[test]
+fn the_fast_answer_reader_takes_exactly_the_canonical_ok_frame() {
+    for size in [0usize, 1, 255, 256, 65535, 65536, 70000] {
+        let payload = vec![9u8; size];
+        for codec in ["json", "msgpack", &"c".repeat(40), &"d".repeat(300)] {
+            let frame = Frame::new(MessageType::Ok, 5, ok_body(codec, &payload)).encode();
+            let got = read_ok_answer(&Bytes::copy_from_slice(&frame[4..]), 5);
+            assert_eq!(got, Some((codec.to_owned(), Bytes::from(payload.clone()))));
+        }
+    }
+    let body = |pairs: Vec<(&str, Value)>| {
+        let v = Value::Map(
+            pairs
+                .into_iter()
+                .map(|(k, v)| (Value::from(k), v))
+                .collect(),
+        );
+        let frame = Frame::new(MessageType::Ok, 1, v).encode();
+        Bytes::copy_from_slice(&frame[4..])
+    };
+    let bin = || Value::Binary(b"x".to_vec());
+    let reordered = body(vec![("payload", bin()), ("codec", Value::from("json"))]);
+    let extra = body(vec![
+        ("codec", Value::from("json")),
+        ("payload", bin()),
+        ("x", Value::Nil),
+    ]);
+    let str_payload = body(vec![
+        ("codec", Value::from("json")),
+        ("payload", Value::from("x")),
+    ]);
+    for (what, b) in [
+        ("reordered", reordered),
+        ("extra key", extra),
+        ("str payload", str_payload),
+    ] {
+        assert_eq!(
+            read_ok_answer(&b, 1),
+            None,
+            "{what}: left to the full reader"
+        );
+        assert!(Frame::decode(
+            &[&((b.len() as u32).to_be_bytes())[..], &b].concat(),
+            1 << 20
+        )
+        .is_ok());
+    }
+    let good = Frame::new(MessageType::Ok, 1, ok_body("json", b"x")).encode();
+    let mut trailing = good[4..].to_vec();
+    trailing.push(0xc0);
+    assert_eq!(
+        read_ok_answer(&Bytes::from(trailing), 1),
+        None,
+        "trailing byte"
+    );
+    let mut bad_utf8 = good[4..].to_vec();
+    bad_utf8[14 + 8] = 0xff; // inside "json"
+    assert_eq!(
+        read_ok_answer(&Bytes::from(bad_utf8), 1),
+        None,
+        "codec not UTF-8"
     );
 }

@@ -16,7 +16,7 @@ use super::state::Shared;
 use super::supervisor::Event;
 use crate::call::{Error, Request, Response, Transport};
 use crate::codec::{Codec, Payload};
-use crate::process::frame::{CallBody, ErrorBody, Frame, MessageType};
+use crate::process::frame::{CallBody, ErrorBody};
 use crate::process::worker::{kill_group, Broken, MESSAGE_MAX};
 
 /// Where a call's frame is when its caller gets a worker.
@@ -69,7 +69,7 @@ impl Call {
         let left = self.deadline.saturating_duration_since(Instant::now());
         self.body.timeout_ms = Some(u64::try_from(left.as_millis()).unwrap_or(u64::MAX));
         self.body.spin_us = spin_us;
-        Frame::new(MessageType::Call, 0, self.body.to_value()).encode()
+        self.body.encode_frame(0)
     }
 }
 
