@@ -20,9 +20,6 @@ use tokio::io::Interest;
 use super::frame::HEADER_LEN;
 use super::seqpacket;
 
-/// How long [`SideDoor::catch_up`] polls before it waits through the runtime.
-const CATCH_UP_SPIN: std::time::Duration = std::time::Duration::from_micros(20);
-
 /// What [`SideDoor::take_back`] found at the worker's end of the wire.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum TakeBack {
@@ -122,14 +119,8 @@ impl SideDoor {
     /// reports as writability: this registers for that only while it waits.
     #[allow(unsafe_code)]
     pub(crate) async fn catch_up(&self) -> bool {
-        // Usually the worker is about to read it (often on this CPU, preempted by the thread
-        // its answer woke): let it run a moment before asking the runtime to watch.
-        let start = std::time::Instant::now();
-        while start.elapsed() < CATCH_UP_SPIN {
-            if self.caught_up() {
-                return true;
-            }
-            std::thread::yield_now();
+        if self.caught_up() {
+            return true;
         }
         let Ok(dup) = self.writer.try_clone() else {
             return false;
