@@ -25,3 +25,9 @@ pub use pool::{
 };
 pub use python::default_python;
 pub use script::{Script, ScriptBuilder};
+
+/// Locks `m`, going on with its data after a panic elsewhere (every lock here guards state a
+/// panic cannot leave half-changed).
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}

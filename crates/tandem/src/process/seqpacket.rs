@@ -49,6 +49,16 @@ fn set_nonblocking(fd: RawFd) -> io::Result<()> {
     Ok(())
 }
 
+/// Registers a duplicate of `fd` with the runtime for `interest`, for as long as the returned
+/// handle lives (dropping it deregisters): the wire is watched only while someone waits.
+#[allow(unsafe_code)]
+pub(crate) fn watch(fd: &OwnedFd, interest: Interest) -> io::Result<AsyncFd<OwnedFd>> {
+    let dup = fd.try_clone()?;
+    // SAFETY: an `OwnedFd` keeps its fd open and unchanged until it is dropped with the
+    // `AsyncFd` that owns it.
+    Ok(unsafe { AsyncFd::register_with_interest(dup, interest) }?)
+}
+
 /// One message from a non-blocking socket into `buf` (`Ok(0)`: end of stream).
 #[allow(unsafe_code)]
 pub(crate) fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
@@ -100,14 +110,9 @@ impl SeqPacket {
         self.registered = None;
     }
 
-    #[allow(unsafe_code)]
     fn register(&mut self) -> io::Result<&AsyncFd<OwnedFd>> {
         if self.registered.is_none() {
-            let dup = self.fd.try_clone()?;
-            // SAFETY: an `OwnedFd` keeps its fd open and unchanged until it is dropped with
-            // the `AsyncFd` that owns it.
-            let registered = unsafe { AsyncFd::register_with_interest(dup, Interest::READABLE) }?;
-            self.registered = Some(registered);
+            self.registered = Some(watch(&self.fd, Interest::READABLE)?);
         }
         self.registered
             .as_ref()
@@ -164,14 +169,10 @@ impl Sender {
         Self { fd, blocked: None }
     }
 
-    /// Waits for room on the wire, registering a duplicate of the fd for it on first need.
-    #[allow(unsafe_code)]
+    /// Waits for room on the wire, registering for it on first need.
     fn poll_room(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         if self.blocked.is_none() {
-            let dup = self.fd.try_clone()?;
-            // SAFETY: as in `SeqPacket::register`.
-            let registered = unsafe { AsyncFd::register_with_interest(dup, Interest::WRITABLE) }?;
-            self.blocked = Some(registered);
+            self.blocked = Some(watch(&self.fd, Interest::WRITABLE)?);
         }
         let Some(blocked) = self.blocked.as_ref() else {
             return Poll::Ready(Ok(()));

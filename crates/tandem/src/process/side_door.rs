@@ -14,11 +14,10 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 
-use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
 use super::frame::HEADER_LEN;
-use super::seqpacket;
+use super::{lock, seqpacket};
 
 /// What [`SideDoor::take_back`] found at the worker's end of the wire.
 #[derive(Debug, PartialEq, Eq)]
@@ -60,16 +59,17 @@ impl SideDoor {
         }
     }
 
-    /// The next request id on this wire.
-    pub(crate) fn next_id(&self) -> u64 {
-        self.next_id.fetch_add(1, Ordering::Relaxed)
+    /// Writes the next request id on this wire into a whole frame's header; returns it.
+    pub(crate) fn stamp(&self, frame: &mut [u8]) -> u64 {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        frame[ID_AT..ID_AT + 8].copy_from_slice(&id.to_be_bytes());
+        id
     }
 
     /// Writes `frame` (a whole frame of at most one message) with a fresh request id in its
     /// header; returns the id. Fails rather than block or split the frame.
     pub(crate) fn write(&self, frame: &mut [u8]) -> io::Result<u64> {
-        let id = self.next_id();
-        set_id(frame, id);
+        let id = self.stamp(frame);
         let sent = seqpacket::send(self.writer.as_raw_fd(), frame)?;
         if sent != frame.len() {
             // A seqpacket send is all or nothing; anything else is not this socket.
@@ -83,10 +83,7 @@ impl SideDoor {
     /// the worker has not read the call ahead either, both are queued, and the first one read
     /// back would be the wrong one: nothing is taken then.)
     pub(crate) fn take_back(&self, len: usize) -> TakeBack {
-        let guard = self
-            .worker_end
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let guard = lock(&self.worker_end);
         let Some(fd) = guard.as_ref() else {
             return TakeBack::Gone;
         };
@@ -104,10 +101,7 @@ impl SideDoor {
     /// only once the worker has read that one is the only message ever queued, so
     /// [`SideDoor::take_back`] can always take it).
     pub(crate) fn caught_up(&self) -> bool {
-        let guard = self
-            .worker_end
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let guard = lock(&self.worker_end);
         guard
             .as_ref()
             .is_some_and(|fd| queued_bytes(fd.as_raw_fd()) == Some(0))
@@ -117,24 +111,18 @@ impl SideDoor {
     ///
     /// Each message the worker reads frees buffer space at the parent's end, which the kernel
     /// reports as writability: this registers for that only while it waits.
-    #[allow(unsafe_code)]
     pub(crate) async fn catch_up(&self) -> bool {
         if self.caught_up() {
             return true;
         }
-        let Ok(dup) = self.writer.try_clone() else {
-            return false;
-        };
-        // SAFETY: an `OwnedFd` keeps its fd open and unchanged until it is dropped with the
-        // `AsyncFd` that owns it.
-        let Ok(room) = (unsafe { AsyncFd::register_with_interest(dup, Interest::WRITABLE) }) else {
+        let Ok(room) = seqpacket::watch(&self.writer, Interest::WRITABLE) else {
             return false;
         };
         loop {
             if self.caught_up() {
                 return true;
             }
-            if self.worker_end.lock().map_or(true, |g| g.is_none()) {
+            if lock(&self.worker_end).is_none() {
                 return false;
             }
             match room.writable().await {
@@ -147,10 +135,7 @@ impl SideDoor {
     /// The request ids of every message the worker left unread (it has exited: nothing races
     /// these reads).
     pub(crate) fn unread_ids(&self) -> Vec<u64> {
-        let guard = self
-            .worker_end
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let guard = lock(&self.worker_end);
         let Some(fd) = guard.as_ref() else {
             return Vec::new();
         };
@@ -160,7 +145,7 @@ impl SideDoor {
             if n == 0 {
                 break;
             }
-            if let Some(id) = buf.get(10..18).filter(|_| n >= 4 + HEADER_LEN) {
+            if let Some(id) = buf.get(ID_AT..ID_AT + 8).filter(|_| n >= 4 + HEADER_LEN) {
                 ids.push(u64::from_be_bytes(id.try_into().unwrap_or_default()));
             }
         }
@@ -177,10 +162,7 @@ impl SideDoor {
         if let Some(hook) = self.on_exit.get() {
             hook();
         }
-        self.worker_end
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take();
+        lock(&self.worker_end).take();
     }
 }
 
@@ -196,12 +178,8 @@ fn queued_bytes(fd: std::os::fd::RawFd) -> Option<usize> {
     usize::try_from(n).ok()
 }
 
-/// Writes request id `id` into a whole frame's header (after the length, magic, version,
-/// type and flags).
-pub(crate) fn set_id(frame: &mut [u8], id: u64) {
-    let at = 4 + HEADER_LEN - 8;
-    frame[at..at + 8].copy_from_slice(&id.to_be_bytes());
-}
+/// Where a whole frame keeps its request id: after the length, magic, version, type and flags.
+const ID_AT: usize = 4 + HEADER_LEN - 8;
 
 #[cfg(test)]
 mod tests {

@@ -18,7 +18,7 @@ use tokio::task::JoinHandle;
 use super::frame::{self, empty_body, ErrorBody, Frame, Hello, MessageType, ReadError, VERSION};
 use super::output::{drain, Stream, Tail};
 use super::seqpacket::{self, Sender, SeqPacket};
-use super::side_door::{set_id, SideDoor};
+use super::side_door::SideDoor;
 use crate::call::{Error, Transport};
 
 /// close_range(2) flag: set FD_CLOEXEC on the range instead of closing it (Linux 5.11).
@@ -487,8 +487,7 @@ impl Worker {
     /// Writes a call frame (a whole frame, id field to be set) with the next request id;
     /// returns the id, or `Exited` when the wire is closed.
     pub(crate) async fn send(&mut self, frame: &mut [u8]) -> Result<u64, Broken> {
-        let id = self.door.next_id();
-        set_id(frame, id);
+        let id = self.door.stamp(frame);
         match write_frame(&mut self.writer, frame).await {
             Ok(()) => Ok(id),
             Err(_) => Err(Broken::Exited),

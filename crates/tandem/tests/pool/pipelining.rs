@@ -16,9 +16,24 @@ use crate::support;
 
 type Call = JoinHandle<Result<serde_json::Value, Error>>;
 
-fn spawn_call(pool: &Pool, method: &str, arg: serde_json::Value) -> Call {
-    let (pool, method) = (pool.clone(), method.to_owned());
-    tokio::spawn(async move { call_json(&pool, &method, arg).await })
+/// Starts a call, then waits until the pool's stats show it where it should be (`at`).
+async fn start(
+    pool: &Pool,
+    method: &str,
+    arg: serde_json::Value,
+    at: &str,
+    cond: impl Fn(tandem::process::PoolStats) -> bool,
+) -> Call {
+    let (p, m) = (pool.clone(), method.to_owned());
+    let call = tokio::spawn(async move { call_json(&p, &m, arg).await });
+    until(at, pool, cond).await;
+    call
+}
+
+/// Opens `gate` and checks that the call waiting on it answers.
+async fn open(gate: &Path, call: Call) {
+    std::fs::write(gate, b"").unwrap();
+    assert_eq!(call.await.unwrap().unwrap(), json!("opened"));
 }
 
 fn gate(path: &Path) -> serde_json::Value {
@@ -39,29 +54,25 @@ async fn a_call_queued_behind_a_slow_one_moves_to_the_worker_that_frees_first() 
     let (g1, g2, g3) = (dir.join("g1"), dir.join("g2"), dir.join("g3"));
     within(60, async {
         let pool = builder(&dir).workers(2).build().await.unwrap();
-        let first = spawn_call(&pool, "gate", gate(&g1));
-        until("first busy", &pool, |s| s.busy == 1).await;
-        let second = spawn_call(&pool, "gate", gate(&g2));
-        until("both busy", &pool, |s| s.busy == 2).await;
-        let slow = spawn_call(&pool, "gate", gate(&g3));
-        until("slow waits", &pool, |s| s.queued == 1).await;
-        let fast = spawn_call(&pool, "echo", json!("fast"));
-        until("fast waits", &pool, |s| s.queued == 2).await;
+        let first = start(&pool, "gate", gate(&g1), "first busy", |s| s.busy == 1).await;
+        let second = start(&pool, "gate", gate(&g2), "both busy", |s| s.busy == 2).await;
+        let slow = start(&pool, "gate", gate(&g3), "slow waits", |s| s.queued == 1).await;
+        let fast = start(&pool, "echo", json!("fast"), "fast waits", |s| {
+            s.queued == 2
+        })
+        .await;
         // The second worker frees: the slow call starts on it, the fast one is written behind.
-        std::fs::write(&g2, b"").unwrap();
-        assert_eq!(second.await.unwrap().unwrap(), json!("opened"));
+        open(&g2, second).await;
         until("fast written behind slow", &pool, |s| s.pipelined == 1).await;
         // The first worker frees while the slow call still runs: the fast call moves there.
-        std::fs::write(&g1, b"").unwrap();
-        assert_eq!(first.await.unwrap().unwrap(), json!("opened"));
+        open(&g1, first).await;
         let fast = tokio::time::timeout(Duration::from_secs(10), fast)
             .await
             .expect("the fast call waited behind the slow one");
         assert_eq!(fast.unwrap().unwrap(), json!("fast"));
         assert!(!slow.is_finished(), "the slow call's gate is still shut");
         assert_eq!(pool.stats().pipelined, 0);
-        std::fs::write(&g3, b"").unwrap();
-        assert_eq!(slow.await.unwrap().unwrap(), json!("opened"));
+        open(&g3, slow).await;
         assert_eq!(pool.stats().restarts, 0);
         finish(pool).await;
     })
@@ -75,26 +86,22 @@ async fn a_queued_call_past_its_deadline_is_taken_back_and_its_worker_kept() {
     within(60, async {
         let pool = builder(&dir).workers(1).build().await.unwrap();
         let pid = call_json(&pool, "pid", json!(null)).await.unwrap();
-        let first = spawn_call(&pool, "gate", gate(&g0));
-        until("busy", &pool, |s| s.busy == 1).await;
-        let slow = spawn_call(&pool, "gate", gate(&g1));
-        until("slow waits", &pool, |s| s.queued == 1).await;
+        let first = start(&pool, "gate", gate(&g0), "busy", |s| s.busy == 1).await;
+        let slow = start(&pool, "gate", gate(&g1), "slow waits", |s| s.queued == 1).await;
         let late = {
             let pool = pool.clone();
             let req = json("echo", json!("late")).with_timeout(Duration::from_millis(1500));
             tokio::spawn(async move { pool.call(req).await })
         };
         until("late waits", &pool, |s| s.queued == 2).await;
-        std::fs::write(&g0, b"").unwrap();
-        assert_eq!(first.await.unwrap().unwrap(), json!("opened"));
+        open(&g0, first).await;
         until("late written behind slow", &pool, |s| s.pipelined == 1).await;
         match late.await.unwrap() {
             Err(Error::Timeout { .. }) => {}
             other => panic!("expected a timeout, got {other:?}"),
         }
         assert_eq!(pool.stats().pipelined, 0, "taken back");
-        std::fs::write(&g1, b"").unwrap();
-        assert_eq!(slow.await.unwrap().unwrap(), json!("opened"));
+        open(&g1, slow).await;
         assert_eq!(pool.stats().restarts, 0, "the worker was not killed");
         assert_eq!(call_json(&pool, "pid", json!(null)).await.unwrap(), pid);
         finish(pool).await;
@@ -108,20 +115,18 @@ async fn a_queued_call_whose_caller_went_away_never_runs() {
     let (g0, g1, mark) = (dir.join("g0"), dir.join("g1"), dir.join("ran"));
     within(60, async {
         let pool = builder(&dir).workers(1).build().await.unwrap();
-        let first = spawn_call(&pool, "gate", gate(&g0));
-        until("busy", &pool, |s| s.busy == 1).await;
-        let slow = spawn_call(&pool, "gate", gate(&g1));
-        until("slow waits", &pool, |s| s.queued == 1).await;
-        let touch = spawn_call(&pool, "touch", gate(&mark));
-        until("touch waits", &pool, |s| s.queued == 2).await;
-        std::fs::write(&g0, b"").unwrap();
-        assert_eq!(first.await.unwrap().unwrap(), json!("opened"));
+        let first = start(&pool, "gate", gate(&g0), "busy", |s| s.busy == 1).await;
+        let slow = start(&pool, "gate", gate(&g1), "slow waits", |s| s.queued == 1).await;
+        let touch = start(&pool, "touch", gate(&mark), "touch waits", |s| {
+            s.queued == 2
+        })
+        .await;
+        open(&g0, first).await;
         until("touch written behind slow", &pool, |s| s.pipelined == 1).await;
         touch.abort();
         assert!(touch.await.unwrap_err().is_cancelled());
         until("taken back", &pool, |s| s.pipelined == 0 && s.queued == 0).await;
-        std::fs::write(&g1, b"").unwrap();
-        assert_eq!(slow.await.unwrap().unwrap(), json!("opened"));
+        open(&g1, slow).await;
         assert_eq!(call_json(&pool, "echo", json!(1)).await.unwrap(), json!(1));
         assert!(!mark.exists(), "the withdrawn call ran");
         assert_eq!(pool.stats().restarts, 0);
@@ -136,24 +141,21 @@ async fn a_call_queued_behind_one_that_kills_its_worker_runs_elsewhere() {
     let (g1, g2) = (dir.join("g1"), dir.join("g2"));
     within(60, async {
         let pool = builder(&dir).workers(2).build().await.unwrap();
-        let first = spawn_call(&pool, "gate", gate(&g1));
-        until("first busy", &pool, |s| s.busy == 1).await;
-        let second = spawn_call(&pool, "gate", gate(&g2));
-        until("both busy", &pool, |s| s.busy == 2).await;
-        let crash = spawn_call(&pool, "exit", json!(3));
-        until("crash waits", &pool, |s| s.queued == 1).await;
-        let after = spawn_call(&pool, "echo", json!("after"));
-        until("after waits", &pool, |s| s.queued == 2).await;
+        let first = start(&pool, "gate", gate(&g1), "first busy", |s| s.busy == 1).await;
+        let second = start(&pool, "gate", gate(&g2), "both busy", |s| s.busy == 2).await;
+        let crash = start(&pool, "exit", json!(3), "crash waits", |s| s.queued == 1).await;
+        let after = start(&pool, "echo", json!("after"), "after waits", |s| {
+            s.queued == 2
+        })
+        .await;
         // The crash starts on the freed worker, with `after` written behind it (or, if the
         // worker is gone by then, still waiting): either way `after` must run elsewhere.
-        std::fs::write(&g2, b"").unwrap();
-        assert_eq!(second.await.unwrap().unwrap(), json!("opened"));
+        open(&g2, second).await;
         match crash.await.unwrap() {
             Err(Error::Unavailable { .. }) => {}
             other => panic!("expected Unavailable, got {other:?}"),
         }
-        std::fs::write(&g1, b"").unwrap();
-        assert_eq!(first.await.unwrap().unwrap(), json!("opened"));
+        open(&g1, first).await;
         assert_eq!(after.await.unwrap().unwrap(), json!("after"));
         finish(pool).await;
     })

@@ -35,15 +35,8 @@ struct Inner {
 pub(crate) struct IdleSet(Mutex<Inner>);
 
 impl IdleSet {
-    pub(crate) fn new() -> Self {
-        Self::default()
-    }
-
     fn inner(&self) -> MutexGuard<'_, Inner> {
-        // A panic while holding this lock leaves it consistent: keep using it.
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        crate::process::lock(&self.0)
     }
 
     /// Gives a free worker to the first waiting caller, else puts it in rotation; gives it

@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use tokio::sync::oneshot;
 
 use super::member::Member;
+use crate::process::lock;
 use crate::process::side_door::{SideDoor, TakeBack};
 
 /// What a waiting caller is told.
@@ -77,9 +78,7 @@ impl Lane {
     }
 
     pub(crate) fn slot(&self) -> MutexGuard<'_, Slot> {
-        self.slot
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        lock(&self.slot)
     }
 
     /// Waits until the worker has read its running call; false if it exited first.
@@ -173,65 +172,71 @@ impl Lane {
     }
 }
 
+/// What [`Lanes::withdraw`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Withdrawn {
+    /// The call was queued and is taken back unread: it never runs.
+    TakenBack,
+    /// Queued, but its worker already read it: it runs, and only killing the worker stops it
+    /// (done when the worker is handed over to the caller that gave up).
+    Running,
+    /// Not queued behind any worker (still in line, or its turn came).
+    NotQueued,
+}
+
 /// The lanes of the pool's workers (weak: a lane goes with its worker).
 #[derive(Debug, Default)]
 pub(crate) struct Lanes(Mutex<Vec<Weak<Lane>>>);
 
 impl Lanes {
     pub(crate) fn add(&self, lane: &Arc<Lane>) {
-        let mut all = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut all = lock(&self.0);
         all.retain(|l| l.strong_count() > 0);
         all.push(Arc::downgrade(lane));
     }
 
-    fn live(&self) -> Vec<Arc<Lane>> {
-        let all = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        all.iter().filter_map(Weak::upgrade).collect()
+    /// The lanes with a call written behind, with that call's ticket (no allocation when there
+    /// is none: this runs each time a worker frees).
+    fn queued_lanes(&self) -> Vec<(u64, Arc<Lane>)> {
+        lock(&self.0)
+            .iter()
+            .filter_map(Weak::upgrade)
+            .filter_map(|l| {
+                let ticket = l.slot().queued.as_ref().map(|q| q.ticket)?;
+                Some((ticket, l))
+            })
+            .collect()
     }
 
     /// How many calls are written behind a running call.
     pub(crate) fn queued(&self) -> usize {
-        self.live()
-            .iter()
-            .filter(|l| l.slot().queued.is_some())
-            .count()
+        self.queued_lanes().len()
     }
 
-    /// Takes back caller `ticket`'s queued call, wherever it is. `Err(())` when it is queued
-    /// but already read by its worker (it runs: only killing the worker stops it).
-    pub(crate) fn withdraw(&self, ticket: u64) -> Result<bool, ()> {
-        for lane in self.live() {
-            let queued_here =
-                |l: &Lane| l.slot().queued.as_ref().is_some_and(|q| q.ticket == ticket);
-            if queued_here(&lane) {
-                return match lane.take_back(Some(ticket)) {
-                    Some(_) => Ok(true),
-                    None if queued_here(&lane) => Err(()),
-                    None => Ok(false),
-                };
-            }
+    /// Takes back caller `ticket`'s queued call, wherever it is.
+    pub(crate) fn withdraw(&self, ticket: u64) -> Withdrawn {
+        let Some((_, lane)) = self.queued_lanes().into_iter().find(|(t, _)| *t == ticket) else {
+            return Withdrawn::NotQueued;
+        };
+        if lane.take_back(Some(ticket)).is_some() {
+            Withdrawn::TakenBack
+        } else if lane
+            .slot()
+            .queued
+            .as_ref()
+            .is_some_and(|q| q.ticket == ticket)
+        {
+            Withdrawn::Running
+        } else {
+            Withdrawn::NotQueued // handed over meanwhile
         }
-        Ok(false)
     }
 
     /// Takes back the oldest queued call that no worker has read yet (for a worker that is
     /// free), skipping the lane of worker `except`.
     pub(crate) fn steal(&self, except: u32) -> Option<Queued> {
-        let mut lanes: Vec<(u64, Arc<Lane>)> = self
-            .live()
-            .into_iter()
-            .filter(|l| l.pid != except)
-            .filter_map(|l| {
-                let ticket = l.slot().queued.as_ref().map(|q| q.ticket)?;
-                Some((ticket, l))
-            })
-            .collect();
+        let mut lanes = self.queued_lanes();
+        lanes.retain(|(_, l)| l.pid != except);
         lanes.sort_by_key(|(ticket, _)| *ticket);
         lanes
             .into_iter()

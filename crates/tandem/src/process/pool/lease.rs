@@ -10,7 +10,7 @@ use bytes::Bytes;
 use tokio::sync::oneshot;
 
 use super::idle::Waiter;
-use super::lane::{Lane, Turn};
+use super::lane::{Lane, Turn, Withdrawn};
 use super::member::Member;
 use super::state::Shared;
 use super::supervisor::Event;
@@ -20,7 +20,7 @@ use crate::process::frame::{CallBody, ErrorBody};
 use crate::process::worker::{kill_group, Broken, MESSAGE_MAX};
 
 /// Where a call's frame is when its caller gets a worker.
-pub(crate) enum Start {
+enum Start {
     /// Still to write (a free worker).
     Write(Vec<u8>),
     /// Written behind the previous call, with this request id.
@@ -51,12 +51,6 @@ impl Call {
             deadline,
             started: Instant::now(),
         }
-    }
-
-    /// When the call is to be run with a worker it was written to: how long to poll for its
-    /// answer.
-    pub(crate) fn spin(shared: &Shared) -> Duration {
-        Duration::from_micros(spin_us(shared))
     }
 
     pub(crate) fn method(&self) -> &str {
@@ -101,9 +95,16 @@ impl<'a> Lease<'a> {
             .await
     }
 
+    /// Reads the answer to `call`, written on this worker behind the previous call with
+    /// request id `id`.
+    pub(crate) async fn resume(self, call: &Call, id: u64) -> Result<Response, Error> {
+        let spin = Duration::from_micros(spin_us(self.shared));
+        self.finish(call, Start::Written(id), spin).await
+    }
+
     /// Runs `call` on this worker: writes it (or finds it written behind the previous call),
     /// then reads its answer, polling for up to `spin` first.
-    pub(crate) async fn finish(
+    async fn finish(
         mut self,
         call: &Call,
         start: Start,
@@ -300,10 +301,8 @@ fn remote(eb: &ErrorBody, target: String) -> Error {
     )
 }
 
-/// What a caller asks of [`checkout`].
+/// The bounds a caller of [`checkout`] waits under (the call brings its method and deadline).
 pub(crate) struct Want<'a> {
-    pub(crate) method: &'a str,
-    pub(crate) deadline: Instant,
     /// Callers that may wait for a worker; one more is `Overloaded`.
     pub(crate) queue_limit: usize,
     /// The app, for error messages.
@@ -314,7 +313,7 @@ pub(crate) struct Want<'a> {
 pub(crate) enum Got {
     /// A free worker: write the call on it ([`Lease::run`]).
     Direct(Member),
-    /// The call is on this worker with this request id ([`Lease::finish`]).
+    /// The call is on this worker with this request id ([`Lease::resume`]).
     Run(Member, u64),
 }
 
@@ -339,7 +338,7 @@ pub(crate) async fn checkout(
             Turn::Run(member, id) => return Ok(Got::Run(member, id)),
             Turn::Retry => {}
             Turn::Lost(why) => {
-                return Err(Error::unavailable(Transport::Pool, want.method, why));
+                return Err(Error::unavailable(Transport::Pool, call.method(), why));
             }
         }
     }
@@ -364,17 +363,12 @@ fn fit(shared: &Shared, member: Member) -> Option<Member> {
 }
 
 async fn wait(shared: &Shared, want: &Want<'_>, call: &mut Call) -> Result<Turn, Error> {
-    let Want {
-        method,
-        deadline,
-        queue_limit,
-        app,
-    } = *want;
+    let Want { queue_limit, app } = *want;
     let queued = Queued::join(shared);
     if queued.ahead >= queue_limit {
         return Err(Error::Overloaded {
             transport: Transport::Pool,
-            target: format!("{method} (queue of {app})"),
+            target: format!("{} (queue of {app})", call.method()),
             limit: queue_limit,
         });
     }
@@ -384,6 +378,7 @@ async fn wait(shared: &Shared, want: &Want<'_>, call: &mut Call) -> Result<Turn,
     // workers are busy).
     let frame = call.frame(0);
     let frame = (frame.len() <= MESSAGE_MAX).then(|| Bytes::from(frame));
+    let method = call.method();
     let Some(rx) = shared.idle.wait(ticket, frame) else {
         return Err(super::shut_down(method));
     };
@@ -392,7 +387,7 @@ async fn wait(shared: &Shared, want: &Want<'_>, call: &mut Call) -> Result<Turn,
         ticket,
         rx: Some(rx),
     };
-    let got = tokio::time::timeout_at(deadline.into(), waiting.turn()).await;
+    let got = tokio::time::timeout_at(call.deadline.into(), waiting.turn()).await;
     drop(queued);
     match got {
         Ok(Some(turn)) => Ok(turn),
@@ -432,7 +427,7 @@ impl Drop for Waiting<'_> {
         if shared.idle.leave(self.ticket) {
             return;
         }
-        if shared.lanes.withdraw(self.ticket) == Ok(false) {
+        if shared.lanes.withdraw(self.ticket) == Withdrawn::NotQueued {
             // Neither waiting nor queued: its turn came just now.
             match rx.try_recv() {
                 Ok(Turn::Direct(member)) => {

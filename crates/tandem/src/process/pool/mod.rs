@@ -244,21 +244,13 @@ impl Pool {
             return Err(shut_down(req.method()));
         }
         let mut call = lease::Call::new(req, deadline);
-        let method = call.method().to_owned();
         let want = lease::Want {
-            method: &method,
-            deadline,
             queue_limit: inner.queue_limit,
             app: &inner.app,
         };
         match lease::checkout(&inner.shared, &want, &mut call).await? {
             Got::Direct(member) => Lease::new(member, &inner.shared).run(&mut call).await,
-            Got::Run(member, id) => {
-                let spin = lease::Call::spin(&inner.shared);
-                Lease::new(member, &inner.shared)
-                    .finish(&call, lease::Start::Written(id), spin)
-                    .await
-            }
+            Got::Run(member, id) => Lease::new(member, &inner.shared).resume(&call, id).await,
         }
     }
 

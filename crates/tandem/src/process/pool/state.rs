@@ -63,7 +63,7 @@ impl Shared {
         events: mpsc::UnboundedSender<Event>,
     ) -> Self {
         Self {
-            idle: IdleSet::new(),
+            idle: IdleSet::default(),
             lanes: Lanes::default(),
             tickets: AtomicU64::new(0),
             events,
