@@ -78,48 +78,53 @@ impl SideDoor {
         Ok(id)
     }
 
-    /// Takes back the message queued at the worker's end if it is the only one there and
-    /// `len` bytes long: a call written behind another that the worker has not read. (While
-    /// the worker has not read the call ahead either, both are queued, and the first one read
-    /// back would be the wrong one: nothing is taken then.)
-    pub(crate) fn take_back(&self, len: usize) -> TakeBack {
+    /// Takes back the next message queued at the worker's end, if at most `bound` bytes are
+    /// queued there: the lengths of the calls written behind the running one. (While the
+    /// worker has not read the call ahead of them, more is queued, and the first message read
+    /// back would be that call: nothing is taken then.)
+    pub(crate) fn take_back(&self, bound: usize) -> TakeBack {
         let guard = lock(&self.worker_end);
         let Some(fd) = guard.as_ref() else {
             return TakeBack::Gone;
         };
-        if queued_bytes(fd.as_raw_fd()) != Some(len) {
-            return TakeBack::Gone;
+        match queued_bytes(fd.as_raw_fd()) {
+            Some(n) if n > 0 && n <= bound => {}
+            _ => return TakeBack::Gone,
         }
-        let mut buf = vec![0u8; len.max(1)];
+        let mut buf = vec![0u8; bound];
         match seqpacket::recv(fd.as_raw_fd(), &mut buf) {
-            Ok(n) if n == len => TakeBack::Taken(buf),
+            Ok(n) if n >= ID_AT + 8 => {
+                buf.truncate(n);
+                TakeBack::Taken(buf)
+            }
             _ => TakeBack::Gone,
         }
     }
 
-    /// Whether the worker has read everything written to it (a call written behind another
-    /// only once the worker has read that one is the only message ever queued, so
-    /// [`SideDoor::take_back`] can always take it).
-    pub(crate) fn caught_up(&self) -> bool {
+    /// Whether the worker has read everything but the last `bound` bytes written to it (the
+    /// calls written behind the running one, which [`SideDoor::take_back`] can then take).
+    pub(crate) fn caught_up(&self, bound: usize) -> bool {
         let guard = lock(&self.worker_end);
         guard
             .as_ref()
-            .is_some_and(|fd| queued_bytes(fd.as_raw_fd()) == Some(0))
+            .and_then(|fd| queued_bytes(fd.as_raw_fd()))
+            .is_some_and(|n| n <= bound)
     }
 
-    /// Waits until the worker has read everything written to it; false if it exited first.
+    /// Waits until `caught_up` holds (it reads how far the worker must have read); false if
+    /// the worker exited first.
     ///
     /// Each message the worker reads frees buffer space at the parent's end, which the kernel
     /// reports as writability: this registers for that only while it waits.
-    pub(crate) async fn catch_up(&self) -> bool {
-        if self.caught_up() {
+    pub(crate) async fn catch_up(&self, caught_up: impl Fn() -> bool) -> bool {
+        if caught_up() {
             return true;
         }
         let Ok(room) = seqpacket::watch(&self.writer, Interest::WRITABLE) else {
             return false;
         };
         loop {
-            if self.caught_up() {
+            if caught_up() {
                 return true;
             }
             if lock(&self.worker_end).is_none() {
@@ -145,9 +150,7 @@ impl SideDoor {
             if n == 0 {
                 break;
             }
-            if let Some(id) = buf.get(ID_AT..ID_AT + 8).filter(|_| n >= 4 + HEADER_LEN) {
-                ids.push(u64::from_be_bytes(id.try_into().unwrap_or_default()));
-            }
+            ids.extend(request_id(&buf[..n]));
         }
         ids
     }
@@ -180,6 +183,12 @@ fn queued_bytes(fd: std::os::fd::RawFd) -> Option<usize> {
 
 /// Where a whole frame keeps its request id: after the length, magic, version, type and flags.
 const ID_AT: usize = 4 + HEADER_LEN - 8;
+
+/// The request id in a message that starts a frame.
+pub(crate) fn request_id(message: &[u8]) -> Option<u64> {
+    let id = message.get(ID_AT..ID_AT + 8)?;
+    Some(u64::from_be_bytes(id.try_into().ok()?))
+}
 
 #[cfg(test)]
 mod tests {

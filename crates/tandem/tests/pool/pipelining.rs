@@ -192,3 +192,96 @@ async fn every_answer_reaches_its_own_caller_under_load() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn two_calls_queued_behind_a_slow_one_both_move_to_the_worker_that_frees() {
+    let dir = svc_dir("pipeline_two_move");
+    let (g1, g2, g3) = (dir.join("g1"), dir.join("g2"), dir.join("g3"));
+    within(60, async {
+        let pool = builder(&dir).workers(2).build().await.unwrap();
+        let first = start(&pool, "gate", gate(&g1), "first busy", |s| s.busy == 1).await;
+        let second = start(&pool, "gate", gate(&g2), "both busy", |s| s.busy == 2).await;
+        let slow = start(&pool, "gate", gate(&g3), "slow waits", |s| s.queued == 1).await;
+        let a = start(&pool, "echo", json!("a"), "a waits", |s| s.queued == 2).await;
+        let b = start(&pool, "echo", json!("b"), "b waits", |s| s.queued == 3).await;
+        // The second worker frees: the slow call starts on it, both others wait behind it.
+        open(&g2, second).await;
+        until("a and b written behind slow", &pool, |s| s.pipelined == 2).await;
+        // The first worker frees while the slow call runs: it takes both, one after the other.
+        open(&g1, first).await;
+        for (call, want) in [(a, "a"), (b, "b")] {
+            let got = tokio::time::timeout(Duration::from_secs(10), call)
+                .await
+                .expect("a call waited behind the slow one");
+            assert_eq!(got.unwrap().unwrap(), json!(want));
+        }
+        assert!(!slow.is_finished(), "the slow call's gate is still shut");
+        assert_eq!(pool.stats().pipelined, 0);
+        open(&g3, slow).await;
+        assert_eq!(pool.stats().restarts, 0);
+        finish(pool).await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn withdrawing_the_second_queued_call_leaves_the_first_to_run() {
+    let dir = svc_dir("pipeline_second_deadline");
+    let (g0, g1, mark) = (dir.join("g0"), dir.join("g1"), dir.join("ran"));
+    within(60, async {
+        let pool = builder(&dir).workers(1).build().await.unwrap();
+        let first = start(&pool, "gate", gate(&g0), "busy", |s| s.busy == 1).await;
+        let slow = start(&pool, "gate", gate(&g1), "slow waits", |s| s.queued == 1).await;
+        let kept = start(&pool, "echo", json!("kept"), "kept waits", |s| {
+            s.queued == 2
+        })
+        .await;
+        let late = {
+            let pool = pool.clone();
+            let req = json("touch", gate(&mark)).with_timeout(Duration::from_millis(1500));
+            tokio::spawn(async move { pool.call(req).await })
+        };
+        until("late waits", &pool, |s| s.queued == 3).await;
+        open(&g0, first).await;
+        until("kept and late written behind slow", &pool, |s| {
+            s.pipelined == 2
+        })
+        .await;
+        // Taking `late` back takes `kept` (ahead of it) back too: `kept` waits again.
+        match late.await.unwrap() {
+            Err(Error::Timeout { .. }) => {}
+            other => panic!("expected a timeout, got {other:?}"),
+        }
+        until("only kept waits", &pool, |s| s.queued == 1).await;
+        assert!(!kept.is_finished(), "the only worker runs the slow call");
+        open(&g1, slow).await;
+        assert_eq!(kept.await.unwrap().unwrap(), json!("kept"));
+        assert!(!mark.exists(), "the withdrawn call ran");
+        assert_eq!(pool.stats().restarts, 0, "the worker was not killed");
+        finish(pool).await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn calls_queued_behind_one_that_kills_the_only_worker_run_on_its_replacement() {
+    let dir = svc_dir("pipeline_two_crash");
+    let g0 = dir.join("g0");
+    within(60, async {
+        let pool = builder(&dir).workers(1).build().await.unwrap();
+        let first = start(&pool, "gate", gate(&g0), "busy", |s| s.busy == 1).await;
+        let crash = start(&pool, "exit", json!(3), "crash waits", |s| s.queued == 1).await;
+        let a = start(&pool, "echo", json!("a"), "a waits", |s| s.queued == 2).await;
+        let b = start(&pool, "echo", json!("b"), "b waits", |s| s.queued == 3).await;
+        open(&g0, first).await;
+        match crash.await.unwrap() {
+            Err(Error::Unavailable { .. }) => {}
+            other => panic!("expected Unavailable, got {other:?}"),
+        }
+        assert_eq!(a.await.unwrap().unwrap(), json!("a"));
+        assert_eq!(b.await.unwrap().unwrap(), json!("b"));
+        assert_eq!(pool.stats().pipelined, 0);
+        finish(pool).await;
+    })
+    .await;
+}

@@ -63,3 +63,40 @@ async fn pool_answers_overloaded_when_the_queue_is_full() {
     })
     .await;
 }
+
+/// A call that finds an idle worker and its answer within the spin never waits on the runtime;
+/// a task calling in a loop must still let the other tasks of its thread run.
+#[tokio::test(flavor = "current_thread")]
+async fn a_task_calling_in_a_loop_lets_the_other_tasks_of_its_thread_run() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+
+    const CALLS: u64 = 3_000;
+    let dir = svc_dir("coop_loop");
+    within(60, async {
+        let pool = builder(&dir).workers(1).build().await.unwrap();
+        let done = Arc::new(AtomicU64::new(0));
+        let (pool2, done2) = (pool.clone(), done.clone());
+        let observer = tokio::spawn(async move {
+            let mut observer = None;
+            for i in 0..CALLS {
+                assert_eq!(call_json(&pool2, "echo", json!(i)).await.unwrap(), json!(i));
+                done2.fetch_add(1, Ordering::Relaxed);
+                if i == 100 {
+                    // Warm by now: this task on the same thread runs only when the loop yields.
+                    let done = done2.clone();
+                    observer = Some(tokio::spawn(async move { done.load(Ordering::Relaxed) }));
+                }
+            }
+            observer.unwrap().await.unwrap()
+        });
+        let seen = observer.await.unwrap();
+        // Each call counts against the task's budget, which tokio refills to 128 per poll.
+        assert!(
+            seen <= 101 + 128,
+            "the other task ran only after {seen} of the loop's {CALLS} calls"
+        );
+        finish(pool).await;
+    })
+    .await;
+}

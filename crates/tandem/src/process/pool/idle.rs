@@ -104,6 +104,11 @@ impl IdleSet {
         inner.line.len() != before
     }
 
+    /// Whether a worker is idle.
+    pub(crate) fn has_idle(&self) -> bool {
+        !self.inner().stack.is_empty()
+    }
+
     /// Whether a waiting caller's call may be written behind a running one.
     pub(crate) fn has_queueable(&self) -> bool {
         self.inner().line.iter().any(|w| w.frame.is_some())
@@ -116,11 +121,24 @@ impl IdleSet {
         inner.line.remove(at)
     }
 
-    /// Puts a caller back at the head of the line (its call could not be written behind).
-    pub(crate) fn return_to_front(&self, waiter: Waiter) {
+    /// Puts a caller back in the line at its arrival place (its call could not be written
+    /// behind a running one, or was taken back from there); it gets a worker at once if one
+    /// is idle.
+    pub(crate) fn rejoin(&self, waiter: Waiter) {
         let mut inner = self.inner();
-        if !inner.closed {
-            inner.line.push_front(waiter);
+        if inner.closed {
+            return;
+        }
+        let at = inner.line.partition_point(|w| w.ticket < waiter.ticket);
+        inner.line.insert(at, waiter);
+        while let Some(member) = inner.stack.pop() {
+            let Some(w) = inner.line.pop_front() else {
+                inner.stack.push(member);
+                break;
+            };
+            if let Err(Turn::Direct(m)) = w.turn.send(Turn::Direct(member)) {
+                inner.stack.push(m); // that caller is gone
+            }
         }
     }
 

@@ -7,16 +7,25 @@
 //! first (no call waits behind a slow one while a worker idles), when the caller gives up, and
 //! when the worker dies before reaching it (the call then runs elsewhere instead of failing).
 //!
-//! One call at most waits behind each worker. Calls whose frame needs several messages are
-//! never written behind (they wait for a free worker).
+//! Up to [`BEHIND`] calls wait written behind each worker, so that it has its next call
+//! even when the parent is slow to write one (both CPUs busy). The worker reads them in order;
+//! the parent takes back the next unread one, which is the oldest unless the worker is reading
+//! it right then (each message carries its request id, so the parent knows which it got).
+//! Calls whose frame needs several messages are never written behind (they wait for a free
+//! worker).
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
+use bytes::Bytes;
 use tokio::sync::oneshot;
 
 use super::member::Member;
 use crate::process::lock;
-use crate::process::side_door::{SideDoor, TakeBack};
+use crate::process::side_door::{request_id, SideDoor, TakeBack};
+
+/// How many calls may wait written behind each worker's running call.
+pub(crate) const BEHIND: usize = 2;
 
 /// What a waiting caller is told.
 #[derive(Debug)]
@@ -39,12 +48,12 @@ pub(crate) struct Queued {
     pub(crate) ticket: u64,
     /// The call's request id on this worker's wire.
     pub(crate) id: u64,
-    /// The length of its frame (one message).
-    pub(crate) len: usize,
+    /// Its frame as the caller made it (one message), to queue it again elsewhere.
+    pub(crate) frame: Bytes,
     pub(crate) turn: oneshot::Sender<Turn>,
 }
 
-/// One worker's place for a call written behind its running one.
+/// One worker's place for the calls written behind its running one.
 #[derive(Debug)]
 pub(crate) struct Lane {
     pid: u32,
@@ -52,15 +61,24 @@ pub(crate) struct Lane {
     slot: Mutex<Slot>,
 }
 
-/// The call written behind, if any; `closed` once the worker exited (nothing more is written).
+/// The calls written behind, in the order the worker reads them; `closed` once the worker
+/// exited (nothing more is written).
 #[derive(Debug, Default)]
 pub(crate) struct Slot {
-    pub(crate) queued: Option<Queued>,
+    pub(crate) queued: VecDeque<Queued>,
     closed: bool,
 }
 
+impl Slot {
+    /// The bytes of the calls written behind: all that may be unread once the worker has
+    /// read its running call.
+    fn bytes(&self) -> usize {
+        self.queued.iter().map(|q| q.frame.len()).sum()
+    }
+}
+
 impl Lane {
-    /// The lane of a worker with this pid and side door; it settles its queued call when the
+    /// The lane of a worker with this pid and side door; it settles its queued calls when the
     /// worker exits.
     pub(crate) fn new(pid: u32, door: Arc<SideDoor>) -> Arc<Self> {
         let lane = Arc::new(Self {
@@ -81,32 +99,50 @@ impl Lane {
         lock(&self.slot)
     }
 
-    /// Waits until the worker has read its running call; false if it exited first.
-    pub(crate) async fn catch_up(&self) -> bool {
-        self.door.catch_up().await
+    /// Whether another call may be written behind (the worker runs, and fewer than
+    /// [`BEHIND`] wait).
+    pub(crate) fn has_room(&self) -> bool {
+        let slot = self.slot();
+        !slot.closed && slot.queued.len() < BEHIND
     }
 
-    /// Writes `frame` behind the running call for the caller `ticket` if the place is free;
-    /// gives the caller's `turn` back when it is not (taken, or the write failed). The worker
-    /// must have read the running call ([`Lane::catch_up`]).
+    /// Whether any call is written behind the running one.
+    pub(crate) fn has_queued(&self) -> bool {
+        !self.slot().queued.is_empty()
+    }
+
+    /// Waits until the worker has read its running call (only calls written behind are
+    /// unread); false if it exited first.
+    pub(crate) async fn catch_up(&self) -> bool {
+        self.door
+            .catch_up(|| {
+                let bound = self.slot().bytes();
+                self.door.caught_up(bound)
+            })
+            .await
+    }
+
+    /// Writes the caller's call behind the running one if there is room; gives the caller
+    /// back when there is not (full, or the write failed). The worker must have read the
+    /// running call ([`Lane::catch_up`]).
     pub(crate) fn queue(
         &self,
         ticket: u64,
-        frame: &[u8],
+        frame: Bytes,
         turn: oneshot::Sender<Turn>,
-    ) -> Result<(), oneshot::Sender<Turn>> {
+    ) -> Result<(), (Bytes, oneshot::Sender<Turn>)> {
         let mut slot = self.slot();
-        if slot.queued.is_some() || slot.closed {
-            return Err(turn);
+        if slot.queued.len() >= BEHIND || slot.closed {
+            return Err((frame, turn));
         }
-        let mut frame = frame.to_vec();
-        match self.door.write(&mut frame) {
+        let mut stamped = frame.to_vec();
+        match self.door.write(&mut stamped) {
             Ok(id) => {
                 tracing::debug!(pid = self.pid, id, "call written behind the running one");
-                slot.queued = Some(Queued {
+                slot.queued.push_back(Queued {
                     ticket,
                     id,
-                    len: frame.len(),
+                    frame,
                     turn,
                 });
                 Ok(())
@@ -116,59 +152,88 @@ impl Lane {
                     pid = self.pid,
                     "cannot write a call behind the running one: {e}"
                 );
-                Err(turn)
+                Err((frame, turn))
             }
         }
     }
 
-    /// Takes the queued call back if the worker has not read it (then nothing of it runs).
-    /// `only` restricts this to one caller's call.
-    pub(crate) fn take_back(&self, only: Option<u64>) -> Option<Queued> {
-        let mut slot = self.slot();
-        let queued = slot.queued.as_ref()?;
-        if only.is_some_and(|t| queued.ticket != t) {
+    /// Takes back the next call the worker has not read, if only calls written behind are
+    /// unread (`ahead`: the bytes of a call taken out of the slot but written before them).
+    /// Returns its request id, and its entry if it is in the slot.
+    fn take_back_next(&self, slot: &mut Slot, ahead: usize) -> Option<(u64, Option<Queued>)> {
+        let TakeBack::Taken(message) = self.door.take_back(ahead + slot.bytes()) else {
             return None;
-        }
-        match self.door.take_back(queued.len) {
-            TakeBack::Taken(_) => {
-                tracing::debug!(
-                    pid = self.pid,
-                    id = queued.id,
-                    "queued call taken back unread"
-                );
-                slot.queued.take()
+        };
+        let id = request_id(&message)?;
+        tracing::debug!(pid = self.pid, id, "queued call taken back unread");
+        let at = slot.queued.iter().position(|q| q.id == id);
+        Some((id, at.and_then(|i| slot.queued.remove(i))))
+    }
+
+    /// Takes back one call the worker has not read: the oldest, unless the worker is reading
+    /// it right now.
+    pub(crate) fn take_back_one(&self) -> Option<Queued> {
+        let mut slot = self.slot();
+        self.take_back_next(&mut slot, 0)?.1
+    }
+
+    /// Takes back calls the worker has not read, oldest first, until caller `ticket`'s; returns
+    /// whether its call was among them, and the others taken back on the way.
+    pub(crate) fn take_back_until(&self, ticket: u64) -> (bool, Vec<Queued>) {
+        let mut slot = self.slot();
+        let mut others = Vec::new();
+        while slot.queued.iter().any(|q| q.ticket == ticket) {
+            match self.take_back_next(&mut slot, 0) {
+                Some((_, Some(q))) if q.ticket == ticket => return (true, others),
+                Some((_, Some(q))) => others.push(q),
+                _ => break,
             }
-            TakeBack::Gone => None,
+        }
+        (false, others)
+    }
+
+    /// Takes back every call the worker has not read. `ahead`: the request id and length of a
+    /// call taken out of the slot but written before its calls; the result says whether it was
+    /// taken back too.
+    pub(crate) fn take_back_all(&self, ahead: Option<(u64, usize)>) -> (bool, Vec<Queued>) {
+        let mut slot = self.slot();
+        let (mut ahead_back, mut all) = (false, Vec::new());
+        loop {
+            let before = ahead.filter(|_| !ahead_back).map_or(0, |(_, len)| len);
+            match self.take_back_next(&mut slot, before) {
+                Some((id, None)) if ahead.is_some_and(|(a, _)| a == id) => ahead_back = true,
+                Some((_, Some(q))) => all.push(q),
+                _ => return (ahead_back, all),
+            }
         }
     }
 
-    /// Takes the queued call out, for the worker's holder to hand the worker over to it.
+    /// Takes out the first call written behind, for the worker's holder to hand the worker
+    /// over to it.
     pub(crate) fn hand_over(&self) -> Option<Queued> {
-        self.slot().queued.take()
+        self.slot().queued.pop_front()
     }
 
-    /// Takes back a call of `len` bytes already taken out of the slot; whether the worker had
-    /// not read it.
-    pub(crate) fn reclaim(&self, len: usize) -> bool {
-        matches!(self.door.take_back(len), TakeBack::Taken(_))
-    }
-
-    /// The worker exited: its queued call runs elsewhere if it was not read, else it is lost.
+    /// The worker exited: its queued calls that it had not read run elsewhere; the one it was
+    /// running, if any, is lost.
     fn worker_exited(&self) {
         let mut slot = self.slot();
         slot.closed = true;
-        let Some(q) = slot.queued.take() else {
+        if slot.queued.is_empty() {
             return;
-        };
-        let turn = if self.door.unread_ids().contains(&q.id) {
-            Turn::Retry
-        } else {
-            Turn::Lost(format!(
-                "worker {} exited while running this call, which was queued behind another",
-                self.pid
-            ))
-        };
-        let _ = q.turn.send(turn);
+        }
+        let unread = self.door.unread_ids();
+        for q in slot.queued.drain(..) {
+            let turn = if unread.contains(&q.id) {
+                Turn::Retry
+            } else {
+                Turn::Lost(format!(
+                    "worker {} exited while running this call, which was queued behind another",
+                    self.pid
+                ))
+            };
+            let _ = q.turn.send(turn);
+        }
     }
 }
 
@@ -195,14 +260,14 @@ impl Lanes {
         all.push(Arc::downgrade(lane));
     }
 
-    /// The lanes with a call written behind, with that call's ticket (no allocation when there
-    /// is none: this runs each time a worker frees).
+    /// The lanes with a call written behind, with their oldest such call's ticket (no
+    /// allocation when there is none: this runs each time a worker frees).
     fn queued_lanes(&self) -> Vec<(u64, Arc<Lane>)> {
         lock(&self.0)
             .iter()
             .filter_map(Weak::upgrade)
             .filter_map(|l| {
-                let ticket = l.slot().queued.as_ref().map(|q| q.ticket)?;
+                let ticket = l.slot().queued.front().map(|q| q.ticket)?;
                 Some((ticket, l))
             })
             .collect()
@@ -210,26 +275,32 @@ impl Lanes {
 
     /// How many calls are written behind a running call.
     pub(crate) fn queued(&self) -> usize {
-        self.queued_lanes().len()
+        lock(&self.0)
+            .iter()
+            .filter_map(Weak::upgrade)
+            .map(|l| l.slot().queued.len())
+            .sum()
     }
 
-    /// Takes back caller `ticket`'s queued call, wherever it is.
-    pub(crate) fn withdraw(&self, ticket: u64) -> Withdrawn {
-        let Some((_, lane)) = self.queued_lanes().into_iter().find(|(t, _)| *t == ticket) else {
-            return Withdrawn::NotQueued;
+    /// Takes back caller `ticket`'s queued call, wherever it is; with the calls queued ahead of
+    /// it on that worker that had to be taken back too (they wait for a worker again).
+    pub(crate) fn withdraw(&self, ticket: u64) -> (Withdrawn, Vec<Queued>) {
+        let lane = lock(&self.0)
+            .iter()
+            .filter_map(Weak::upgrade)
+            .find(|l| l.slot().queued.iter().any(|q| q.ticket == ticket));
+        let Some(lane) = lane else {
+            return (Withdrawn::NotQueued, Vec::new());
         };
-        if lane.take_back(Some(ticket)).is_some() {
+        let (taken, others) = lane.take_back_until(ticket);
+        let found = if taken {
             Withdrawn::TakenBack
-        } else if lane
-            .slot()
-            .queued
-            .as_ref()
-            .is_some_and(|q| q.ticket == ticket)
-        {
+        } else if lane.slot().queued.iter().any(|q| q.ticket == ticket) {
             Withdrawn::Running
         } else {
             Withdrawn::NotQueued // handed over meanwhile
-        }
+        };
+        (found, others)
     }
 
     /// Takes back the oldest queued call that no worker has read yet (for a worker that is
@@ -238,8 +309,6 @@ impl Lanes {
         let mut lanes = self.queued_lanes();
         lanes.retain(|(_, l)| l.pid != except);
         lanes.sort_by_key(|(ticket, _)| *ticket);
-        lanes
-            .into_iter()
-            .find_map(|(ticket, lane)| lane.take_back(Some(ticket)))
+        lanes.into_iter().find_map(|(_, lane)| lane.take_back_one())
     }
 }

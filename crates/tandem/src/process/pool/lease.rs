@@ -193,27 +193,30 @@ impl<'a> Lease<'a> {
             shared.crash_streak.store(0, Ordering::Relaxed);
         }
         Shared::add(&shared.busy, -1);
-        if let Some(q) = member.lane.hand_over() {
-            if member.retiring() && member.lane.reclaim(q.len) {
-                let _ = q.turn.send(Turn::Retry); // never ran: it goes to another worker
-            } else {
-                let len = q.len;
-                match q.turn.send(Turn::Run(member, q.id)) {
-                    Ok(()) => {
+        let lane = member.lane.clone();
+        if member.retiring() {
+            // Calls written behind go to the other workers; one it already read runs here.
+            shared.rejoin(lane.take_back_all(None).1);
+        }
+        if let Some(q) = lane.hand_over() {
+            let (id, len) = (q.id, q.frame.len());
+            match q.turn.send(Turn::Run(member, id)) {
+                Ok(()) => {
+                    shared.publish();
+                    return;
+                }
+                Err(Turn::Run(m, _)) => {
+                    member = m; // its caller gave up
+                    let (taken, others) = lane.take_back_all(Some((id, len)));
+                    shared.rejoin(others);
+                    if !taken {
+                        drop(member); // it runs for nobody: killed on drop
                         shared.publish();
+                        shared.settle();
                         return;
                     }
-                    Err(Turn::Run(m, _)) => {
-                        member = m; // its caller gave up
-                        if !member.lane.reclaim(len) {
-                            drop(member); // it runs for nobody: killed on drop
-                            shared.publish();
-                            shared.settle();
-                            return;
-                        }
-                    }
-                    Err(_) => unreachable!("send returns the value it was given"),
                 }
+                Err(_) => unreachable!("send returns the value it was given"),
             }
         }
         if member.retiring() {
@@ -251,22 +254,43 @@ impl Drop for Lease<'_> {
     }
 }
 
-/// Writes the first waiting call that fits one message behind `lane`'s running call, so that
-/// the worker starts it as soon as it answers. Only once the worker has read the running call
-/// (waiting for that if needed, alongside the answer): then the call behind is the only
-/// message queued, and can be taken back whole if another worker frees first or its caller
-/// gives up.
+/// Writes the first waiting calls that fit one message behind `lane`'s running call (up to
+/// [`BEHIND`](super::lane::BEHIND)), so that the worker starts the next as soon as it answers.
+/// Only once the worker has read the running call (waiting for that if needed, alongside the
+/// answer): then only calls written behind are unread, and each can be taken back whole if
+/// another worker frees first or its caller gives up.
+///
+/// Until then a worker that frees cannot take back the calls already behind this one (the
+/// running call was just handed over to, with another behind it): once caught up, they go to
+/// any worker that went idle meanwhile.
 async fn queue_behind(shared: &Shared, lane: &Lane, retiring: bool) {
-    let wanted = || !retiring && lane.slot().queued.is_none() && shared.idle.has_queueable();
-    if !wanted() || !lane.catch_up().await || !wanted() {
+    let wanted = || !retiring && lane.has_room() && shared.idle.has_queueable();
+    if !(wanted() || lane.has_queued()) || !lane.catch_up().await {
         return;
     }
-    let Some(w) = shared.idle.next_to_queue() else {
-        return;
-    };
-    let frame = w.frame.clone().unwrap_or_default();
-    if let Err(turn) = lane.queue(w.ticket, &frame, w.turn) {
-        shared.idle.return_to_front(Waiter { turn, ..w });
+    while shared.idle.has_idle() {
+        let Some(q) = lane.take_back_one() else {
+            break;
+        };
+        shared.rejoin(vec![q]);
+    }
+    while wanted() {
+        let Some(w) = shared.idle.next_to_queue() else {
+            return;
+        };
+        let Waiter {
+            ticket,
+            frame,
+            turn,
+        } = w;
+        if let Err((frame, turn)) = lane.queue(ticket, frame.unwrap_or_default(), turn) {
+            shared.idle.rejoin(Waiter {
+                ticket,
+                frame: Some(frame),
+                turn,
+            });
+            return;
+        }
     }
 }
 
@@ -427,7 +451,9 @@ impl Drop for Waiting<'_> {
         if shared.idle.leave(self.ticket) {
             return;
         }
-        if shared.lanes.withdraw(self.ticket) == Withdrawn::NotQueued {
+        let (found, others) = shared.lanes.withdraw(self.ticket);
+        shared.rejoin(others);
+        if found == Withdrawn::NotQueued {
             // Neither waiting nor queued: its turn came just now.
             match rx.try_recv() {
                 Ok(Turn::Direct(member)) => {

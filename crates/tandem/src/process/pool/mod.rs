@@ -243,6 +243,11 @@ impl Pool {
         if inner.shared.is_closing() {
             return Err(shut_down(req.method()));
         }
+        // A call that finds a worker idle and its answer within the spin completes without
+        // ever waiting on the runtime; a task calling in a loop would then keep the worker and
+        // its runtime thread to itself, and the other callers would not even reach the line.
+        // Counting each call against the task's budget makes it yield now and then.
+        tokio::task::coop::consume_budget().await;
         let mut call = lease::Call::new(req, deadline);
         let want = lease::Want {
             queue_limit: inner.queue_limit,

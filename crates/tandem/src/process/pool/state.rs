@@ -29,7 +29,7 @@ pub(crate) struct Supervision {
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) idle: IdleSet,
-    /// Every worker's place for a call written behind its running one.
+    /// Every worker's place for the calls written behind its running one.
     pub(crate) lanes: Lanes,
     /// Waiting callers' tickets, in arrival order.
     pub(crate) tickets: AtomicU64,
@@ -132,6 +132,17 @@ impl Shared {
             }
         }
         self.idle.put(member)
+    }
+
+    /// Calls taken back from behind a worker wait for a worker again, in their places.
+    pub(crate) fn rejoin(&self, calls: Vec<super::lane::Queued>) {
+        for q in calls {
+            self.idle.rejoin(super::idle::Waiter {
+                ticket: q.ticket,
+                frame: Some(q.frame),
+                turn: q.turn,
+            });
+        }
     }
 
     pub(crate) fn is_closing(&self) -> bool {
