@@ -193,13 +193,14 @@ def to_json_form(value: Any) -> Any:
 
 
 def hello_body(*, pid: int, app: str, methods: list[str], max_frame: int) -> dict[str, Any]:
-    """The worker's ready handshake."""
+    """The worker's ready handshake (``message_max``: the largest message it receives whole)."""
     return {
         "protocol": VERSION,
         "pid": pid,
         "app": app,
         "methods": list(methods),
         "max_frame": max_frame,
+        "message_max": MESSAGE_MAX,
     }
 
 

@@ -334,7 +334,7 @@ def run(
     """Serves ``app`` over the wire on ``fd`` until the parent closes it; returns an exit code.
 
     :param app: the App to serve (its startup hooks run before the ready handshake).
-    :param fd: the wire: a connected stream socket (never 0, 1 or 2).
+    :param fd: the wire: a connected seqpacket socket (never 0, 1 or 2).
     :param max_frame: largest frame accepted or sent, in bytes.
     :param handle_signals: exit cleanly on SIGTERM and ignore SIGINT (the parent owns Ctrl-C).
     :param watch_parent_s: check every so many seconds that the parent is alive, and exit if not

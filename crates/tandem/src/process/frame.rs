@@ -347,6 +347,9 @@ pub struct Hello {
     pub methods: Vec<String>,
     /// The largest frame the worker accepts.
     pub max_frame: u64,
+    /// The largest wire message the worker receives whole; 0 when absent (a worker from before
+    /// the seqpacket wire, which the pool refuses).
+    pub message_max: u64,
 }
 
 /// A call as it travels to the worker.
@@ -414,6 +417,7 @@ impl Hello {
                 Value::Array(self.methods.iter().map(|m| s(m)).collect()),
             ),
             ("max_frame", Value::from(self.max_frame)),
+            ("message_max", Value::from(self.message_max)),
         ])
     }
 
@@ -441,6 +445,7 @@ impl Hello {
             app: f.string("app")?,
             methods,
             max_frame: f.uint("max_frame")?,
+            message_max: f.opt_uint("message_max")?.unwrap_or(0),
         })
     }
 }

@@ -370,6 +370,7 @@ impl Worker {
                 app: String::new(),
                 methods: Vec::new(),
                 max_frame: 0,
+                message_max: 0,
             },
             served: 0,
         };
@@ -444,6 +445,25 @@ impl Worker {
                      same tandem version on both sides",
                     hello.protocol
                 ),
+            ));
+        }
+        if hello.message_max < u64::try_from(MESSAGE_MAX).unwrap_or(u64::MAX) {
+            return Err(Error::protocol(
+                Transport::Pool,
+                target,
+                if hello.message_max == 0 {
+                    "the worker's hello has no message_max: its tandem package predates the \
+                     seqpacket wire this host uses (frames as messages of up to 64 KiB); install \
+                     the same tandem version on both sides"
+                        .to_owned()
+                } else {
+                    format!(
+                        "the worker receives wire messages of up to {} bytes whole, but this \
+                         host sends up to {MESSAGE_MAX}: install the same tandem version on both \
+                         sides",
+                        hello.message_max
+                    )
+                },
             ));
         }
         Ok(hello)

@@ -17,6 +17,7 @@ mod bad_frames;
 mod codecs;
 mod crashes;
 mod errors;
+mod handshake;
 mod lifecycle;
 mod logs;
 #[cfg(feature = "metrics")]
