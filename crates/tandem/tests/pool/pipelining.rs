@@ -11,7 +11,7 @@ use tandem::process::Pool;
 use tandem::Error;
 use tokio::task::JoinHandle;
 
-use crate::apps::{builder, call_json, finish, json, svc_dir, within};
+use crate::apps::{back_to_size, builder, call_json, finish, json, svc_dir, within};
 use crate::support;
 
 type Call = JoinHandle<Result<serde_json::Value, Error>>;
@@ -281,6 +281,35 @@ async fn calls_queued_behind_one_that_kills_the_only_worker_run_on_its_replaceme
         assert_eq!(a.await.unwrap().unwrap(), json!("a"));
         assert_eq!(b.await.unwrap().unwrap(), json!("b"));
         assert_eq!(pool.stats().pipelined, 0);
+        finish(pool).await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn calls_answered_before_the_worker_died_keep_their_answers() {
+    // A worker frees with A, B and a poison call C waiting: A runs, B and C are written behind
+    // it. The worker answers A and B, then dies on C, likely before the parent read A's
+    // answer. Only C fails.
+    let dir = svc_dir("pipeline_answered_then_died");
+    let g0 = dir.join("g0");
+    within(60, async {
+        let pool = builder(&dir).workers(1).build().await.unwrap();
+        for round in 0..5 {
+            let first = start(&pool, "gate", gate(&g0), "busy", |s| s.busy == 1).await;
+            let a = start(&pool, "echo", json!("a"), "a waits", |s| s.queued == 1).await;
+            let b = start(&pool, "echo", json!("b"), "b waits", |s| s.queued == 2).await;
+            let poison = start(&pool, "exit", json!(3), "c waits", |s| s.queued == 3).await;
+            open(&g0, first).await;
+            assert_eq!(a.await.unwrap().unwrap(), json!("a"), "round {round}");
+            assert_eq!(b.await.unwrap().unwrap(), json!("b"), "round {round}");
+            match poison.await.unwrap() {
+                Err(Error::Unavailable { .. }) => {}
+                other => panic!("expected Unavailable, got {other:?}"),
+            }
+            std::fs::remove_file(&g0).unwrap();
+            back_to_size(&pool, 1).await;
+        }
         finish(pool).await;
     })
     .await;

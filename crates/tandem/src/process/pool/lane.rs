@@ -62,11 +62,13 @@ pub(crate) struct Lane {
 }
 
 /// The calls written behind, in the order the worker reads them; `closed` once the worker
-/// exited (nothing more is written).
+/// exited (nothing more is written), `orphaned` once its holder let the worker go without
+/// handing it over (no one will read the answers of the calls still behind).
 #[derive(Debug, Default)]
 pub(crate) struct Slot {
     pub(crate) queued: VecDeque<Queued>,
     closed: bool,
+    orphaned: bool,
 }
 
 impl Slot {
@@ -214,8 +216,10 @@ impl Lane {
         self.slot().queued.pop_front()
     }
 
-    /// The worker exited: its queued calls that it had not read run elsewhere; the one it was
-    /// running, if any, is lost.
+    /// The worker exited: the calls behind that it had not read run elsewhere. One it read
+    /// may have been answered before it died: its caller learns that from the wire, when the
+    /// worker's holder hands the worker over to it (the answer, or the end of the wire). Only
+    /// when no one holds the worker any more is such a call lost.
     fn worker_exited(&self) {
         let mut slot = self.slot();
         slot.closed = true;
@@ -223,17 +227,33 @@ impl Lane {
             return;
         }
         let unread = self.door.unread_ids();
-        for q in slot.queued.drain(..) {
-            let turn = if unread.contains(&q.id) {
-                Turn::Retry
+        for q in std::mem::take(&mut slot.queued) {
+            if unread.contains(&q.id) {
+                let _ = q.turn.send(Turn::Retry);
+            } else if slot.orphaned {
+                let _ = q.turn.send(self.lost());
             } else {
-                Turn::Lost(format!(
-                    "worker {} exited while running this call, which was queued behind another",
-                    self.pid
-                ))
-            };
-            let _ = q.turn.send(turn);
+                slot.queued.push_back(q);
+            }
         }
+    }
+
+    /// The worker's holder let it go (killed, or dropped) without handing it over.
+    pub(crate) fn orphan(&self) {
+        let mut slot = self.slot();
+        slot.orphaned = true;
+        if slot.closed {
+            for q in std::mem::take(&mut slot.queued) {
+                let _ = q.turn.send(self.lost());
+            }
+        }
+    }
+
+    fn lost(&self) -> Turn {
+        Turn::Lost(format!(
+            "worker {} exited while running this call, which was queued behind another",
+            self.pid
+        ))
     }
 }
 
@@ -310,5 +330,93 @@ impl Lanes {
         lanes.retain(|(_, l)| l.pid != except);
         lanes.sort_by_key(|(ticket, _)| *ticket);
         lanes.into_iter().find_map(|(_, lane)| lane.take_back_one())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::process::frame::{empty_body, Frame, MessageType};
+    use crate::process::seqpacket;
+    use std::io::Read;
+    use tokio::sync::oneshot::error::TryRecvError;
+
+    /// A lane over a fresh wire, and the worker's end to read from.
+    fn lane() -> (Arc<Lane>, Arc<SideDoor>, std::os::unix::net::UnixStream) {
+        let (parent, worker) = seqpacket::pair().unwrap();
+        let door = Arc::new(SideDoor::new(
+            parent.try_clone().unwrap(),
+            worker.try_clone().unwrap(),
+        ));
+        (Lane::new(7, door.clone()), door, worker.into())
+    }
+
+    fn queue(lane: &Lane, ticket: u64) -> oneshot::Receiver<Turn> {
+        let (tx, rx) = oneshot::channel();
+        let frame = Bytes::from(Frame::new(MessageType::Ping, 0, empty_body()).encode());
+        lane.queue(ticket, frame, tx).unwrap();
+        rx
+    }
+
+    fn read_one(worker: &mut std::os::unix::net::UnixStream) {
+        let mut buf = [0u8; 64];
+        assert!(worker.read(&mut buf).unwrap() > 0);
+    }
+
+    #[test]
+    fn calls_the_worker_read_wait_for_its_holder_after_it_exits() {
+        let (lane, door, mut worker) = lane();
+        let (mut b, mut c) = (queue(&lane, 1), queue(&lane, 2));
+        read_one(&mut worker); // b: answered before the worker died, say
+        read_one(&mut worker); // c: running when it died
+        door.worker_exited();
+        assert_eq!(b.try_recv().unwrap_err(), TryRecvError::Empty);
+        assert_eq!(c.try_recv().unwrap_err(), TryRecvError::Empty);
+        assert_eq!(
+            lane.hand_over().unwrap().ticket,
+            1,
+            "its holder hands it over to b"
+        );
+        lane.orphan(); // c's turn never comes
+        assert!(matches!(c.try_recv(), Ok(Turn::Lost(_))));
+    }
+
+    #[test]
+    fn a_worker_let_go_loses_the_calls_it_read_and_retries_the_others() {
+        let (lane, door, mut worker) = lane();
+        let (mut b, mut c) = (queue(&lane, 1), queue(&lane, 2));
+        read_one(&mut worker);
+        lane.orphan();
+        assert_eq!(
+            b.try_recv().unwrap_err(),
+            TryRecvError::Empty,
+            "still alive"
+        );
+        door.worker_exited();
+        assert!(matches!(b.try_recv(), Ok(Turn::Lost(_))));
+        assert!(matches!(c.try_recv(), Ok(Turn::Retry)));
+        assert!(!lane.has_room(), "closed");
+    }
+
+    #[test]
+    fn the_next_unread_call_is_taken_back_by_its_id() {
+        let (lane, _door, mut worker) = lane();
+        let (_b, _c) = (queue(&lane, 1), queue(&lane, 2));
+        assert!(!lane.has_room(), "two behind at most");
+        read_one(&mut worker);
+        // b is read: the next unread one is c, whichever the oldest queued is.
+        assert_eq!(lane.take_back_one().unwrap().ticket, 2);
+        assert!(lane.take_back_one().is_none(), "b cannot be taken back");
+        assert_eq!(lane.hand_over().unwrap().ticket, 1);
+    }
+
+    #[test]
+    fn withdrawing_a_call_takes_back_the_ones_ahead_of_it() {
+        let (lane, _door, _worker) = lane();
+        let (_b, _c) = (queue(&lane, 1), queue(&lane, 2));
+        let (found, ahead) = lane.take_back_until(2);
+        assert!(found);
+        assert_eq!(ahead.iter().map(|q| q.ticket).collect::<Vec<_>>(), vec![1]);
+        assert!(!lane.has_queued());
     }
 }

@@ -69,6 +69,14 @@ impl Member {
     }
 }
 
+impl Drop for Member {
+    /// Nothing hands this worker over any more: calls still behind it are settled when it has
+    /// exited (`lane.rs`).
+    fn drop(&mut self) {
+        self.lane.orphan();
+    }
+}
+
 /// A worker's own recycling limit: `max_requests` plus up to 10 % jitter, so that workers
 /// started together are not all recycled at once.
 fn jittered(limit: Option<u64>, pid: u32) -> Option<u64> {
