@@ -161,7 +161,9 @@ impl Lane {
 
     /// Takes back the next call the worker has not read, if only calls written behind are
     /// unread (`ahead`: the bytes of a call taken out of the slot but written before them).
-    /// Returns its request id, and its entry if it is in the slot.
+    /// Returns its request id, and its entry if it is in the slot. The unread messages are the
+    /// last ones written, so when they total no more than these calls they are among them:
+    /// the id is in the slot, or it is the one ahead.
     fn take_back_next(&self, slot: &mut Slot, ahead: usize) -> Option<(u64, Option<Queued>)> {
         let TakeBack::Taken(message) = self.door.take_back(ahead + slot.bytes()) else {
             return None;
