@@ -41,6 +41,7 @@ def _canonical(frame: _wire.Frame) -> dict[str, Any]:
             idempotency_key=c.idempotency_key,
             headers=c.headers,
             spin_us=c.spin_us,
+            deadline_ns=c.deadline_ns,
         )
     if frame.type == _wire.OK:
         return _wire.ok_body(codec=b["codec"], payload=b["payload"])

@@ -60,6 +60,8 @@ def test_decode_call_takes_what_read_call_takes(body: dict[object, object]) -> N
         {**GOOD, "payload": "text, not bin"},
         {**GOOD, "timeout_ms": -1},
         {**GOOD, "spin_us": 1.5},
+        {**GOOD, "deadline_ns": -5},
+        {**GOOD, "deadline_ns": "soon"},
         {**GOOD, "headers": {"a": 1}},
         {**GOOD, "traceparent": 3},
     ],

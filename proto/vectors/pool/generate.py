@@ -120,6 +120,20 @@ def main() -> None:
                 8,
                 _wire.call_body(method="echo", codec="raw", payload=b"hi", spin_us=50),
             ),
+            valid(
+                "call_monotonic_deadline",
+                "a call with its deadline on the host's CLOCK_MONOTONIC as well as the time left",
+                _wire.CALL,
+                9,
+                _wire.call_body(
+                    method="echo",
+                    codec="raw",
+                    payload=b"hi",
+                    timeout_ms=1500,
+                    spin_us=50,
+                    deadline_ns=37_402_118_000_000,
+                ),
+            ),
         ],
         "reply.json": [
             valid(

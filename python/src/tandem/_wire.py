@@ -214,8 +214,10 @@ def call_body(
     idempotency_key: str | None = None,
     headers: dict[str, str] | None = None,
     spin_us: int = 0,
+    deadline_ns: int | None = None,
 ) -> dict[str, Any]:
-    """A call, as the parent sends it (``spin_us`` is written only when non-zero)."""
+    """A call, as the parent sends it (``spin_us`` is written only when non-zero,
+    ``deadline_ns`` only when given)."""
     body: dict[str, Any] = {
         "method": method,
         "codec": codec,
@@ -227,6 +229,8 @@ def call_body(
     }
     if spin_us:
         body["spin_us"] = spin_us
+    if deadline_ns is not None:
+        body["deadline_ns"] = deadline_ns
     return body
 
 
@@ -254,6 +258,7 @@ class Call(msgspec.Struct, frozen=True, gc=False):
     idempotency_key: str | None = None
     headers: dict[str, str] = {}
     spin_us: _NonNegative = 0
+    deadline_ns: _NonNegative | None = None  # on CLOCK_MONOTONIC, which time.monotonic() reads
 
 
 class BadCall(WireError):
@@ -309,6 +314,7 @@ def read_call(body: dict[str, Any]) -> Call:
     timeout_ms, traceparent, key = get("timeout_ms"), get("traceparent"), get("idempotency_key")
     headers = get("headers") or {}
     spin_us = get("spin_us") or 0
+    deadline_ns = get("deadline_ns")
     if type(method) is not str:
         raise _bad("missing string 'method'")
     if type(codec) is not str:
@@ -323,9 +329,13 @@ def read_call(body: dict[str, Any]) -> Call:
         raise _bad("'idempotency_key' must be a string")
     if type(spin_us) is not int or spin_us < 0:
         raise _bad("'spin_us' must be a non-negative integer")
+    if deadline_ns is not None and (type(deadline_ns) is not int or deadline_ns < 0):
+        raise _bad("'deadline_ns' must be a non-negative integer")
     if type(headers) is not dict:
         raise _bad("headers must map strings to strings")
     for k, v in headers.items():
         if type(k) is not str or type(v) is not str:
             raise _bad("headers must map strings to strings")
-    return Call(method, codec, payload, timeout_ms, traceparent, key, headers, spin_us)
+    return Call(
+        method, codec, payload, timeout_ms, traceparent, key, headers, spin_us, deadline_ns
+    )

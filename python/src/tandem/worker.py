@@ -249,7 +249,12 @@ class _Loop:
             self.send(_wire.ERROR, id_, _error("bad_request", "tandem.BadCall", str(exc)))
             return
         self.spin_s = call.spin_us / 1e6
-        deadline = None if call.timeout_ms is None else time.monotonic() + call.timeout_ms / 1000
+        if call.deadline_ns is not None:  # the same clock as the parent's: exact
+            deadline: float | None = call.deadline_ns / 1e9
+        elif call.timeout_ms is not None:
+            deadline = time.monotonic() + call.timeout_ms / 1000
+        else:
+            deadline = None
         # Positional: keywords cost a fifth of a microsecond more per call.
         ctx = Context(
             call.method, deadline, call.headers, call.traceparent, call.idempotency_key, "pool"

@@ -373,6 +373,10 @@ pub struct CallBody {
     /// sleeps (`PoolBuilder::spin`; the caller polls as long for the answer); written only
     /// when non-zero, absent means 0.
     pub spin_us: u64,
+    /// The deadline on the host's `CLOCK_MONOTONIC`, in nanoseconds: parent and worker share
+    /// that clock, so a call that waited written behind another still gets its true deadline
+    /// (`timeout_ms` is the time left when it was encoded). Written only when set.
+    pub deadline_ns: Option<u64>,
 }
 
 /// An error reply's fields.
@@ -476,7 +480,8 @@ impl CallBody {
         };
         // Writing into a Vec cannot fail.
         let _ = (|| -> Result<(), ()> {
-            mp::write_map_len(w, if self.spin_us > 0 { 8 } else { 7 }).map_err(drop)?;
+            let extra = u32::from(self.spin_us > 0) + u32::from(self.deadline_ns.is_some());
+            mp::write_map_len(w, 7 + extra).map_err(drop)?;
             mp::write_str(w, "method").map_err(drop)?;
             mp::write_str(w, &self.method).map_err(drop)?;
             mp::write_str(w, "codec").map_err(drop)?;
@@ -502,6 +507,10 @@ impl CallBody {
             if self.spin_us > 0 {
                 mp::write_str(w, "spin_us").map_err(drop)?;
                 mp::write_uint(w, self.spin_us).map_err(drop)?;
+            }
+            if let Some(ns) = self.deadline_ns {
+                mp::write_str(w, "deadline_ns").map_err(drop)?;
+                mp::write_uint(w, ns).map_err(drop)?;
             }
             Ok(())
         })();
@@ -529,6 +538,9 @@ impl CallBody {
         ];
         if self.spin_us > 0 {
             pairs.push(("spin_us", Value::from(self.spin_us)));
+        }
+        if let Some(ns) = self.deadline_ns {
+            pairs.push(("deadline_ns", Value::from(ns)));
         }
         map(pairs)
     }
@@ -564,6 +576,7 @@ impl CallBody {
             idempotency_key: f.opt_string("idempotency_key")?,
             headers,
             spin_us: f.opt_uint("spin_us")?.unwrap_or(0),
+            deadline_ns: f.opt_uint("deadline_ns")?,
         })
     }
 }
@@ -732,6 +745,7 @@ mod tests {
             idempotency_key: Some("k".into()),
             headers: [("a".to_owned(), "b".to_owned())].into(),
             spin_us: 50,
+            deadline_ns: Some(123_456_789_000),
         };
         let bytes = Frame::new(MessageType::Call, 9, call.to_value()).encode();
         let frame = Frame::decode(&bytes, 1 << 20).unwrap();

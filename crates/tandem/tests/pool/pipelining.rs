@@ -314,3 +314,33 @@ async fn calls_answered_before_the_worker_died_keep_their_answers() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_call_that_waited_behind_another_sees_its_true_deadline() {
+    let dir = svc_dir("pipeline_deadline_seen");
+    let (g0, g1) = (dir.join("g0"), dir.join("g1"));
+    within(60, async {
+        let pool = builder(&dir).workers(1).build().await.unwrap();
+        let first = start(&pool, "gate", gate(&g0), "busy", |s| s.busy == 1).await;
+        let slow = start(&pool, "gate", gate(&g1), "slow waits", |s| s.queued == 1).await;
+        let seen = {
+            let pool = pool.clone();
+            let req = json("ctx", json!(null)).with_timeout(Duration::from_secs(4));
+            tokio::spawn(async move { pool.call(req).await })
+        };
+        until("ctx waits", &pool, |s| s.queued == 2).await;
+        open(&g0, first).await;
+        until("ctx written behind slow", &pool, |s| s.pipelined == 1).await;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        open(&g1, slow).await;
+        let answer = seen.await.unwrap().unwrap();
+        let remaining = answer.payload().to_json_value().unwrap()["remaining"]
+            .as_f64()
+            .unwrap();
+        // Written behind with about 4 s left, run 1.5 s later: the handler sees the difference.
+        assert!(remaining < 3.0, "the handler saw {remaining} s left");
+        assert!(remaining > 0.5, "the handler saw {remaining} s left");
+        finish(pool).await;
+    })
+    .await;
+}

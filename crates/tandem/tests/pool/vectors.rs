@@ -156,6 +156,7 @@ fn the_direct_call_encoder_writes_the_general_encoders_bytes_at_every_size_bound
             idempotency_key: Some("key".into()),
             headers,
             spin_us: size as u64 % 4 * 50,
+            deadline_ns: (size % 5 != 0).then_some(size as u64 * 1_000_003),
         };
         let general = Frame::new(MessageType::Call, size as u64, call.to_value()).encode();
         assert_eq!(call.encode_frame(size as u64), general, "size {size}");

@@ -47,6 +47,7 @@ impl Call {
                 idempotency_key: meta.idempotency_key,
                 headers: meta.headers,
                 spin_us: 0,
+                deadline_ns: None,
             },
             deadline,
             started: Instant::now(),
@@ -62,6 +63,8 @@ impl Call {
     fn frame(&mut self, spin_us: u64) -> Vec<u8> {
         let left = self.deadline.saturating_duration_since(Instant::now());
         self.body.timeout_ms = Some(u64::try_from(left.as_millis()).unwrap_or(u64::MAX));
+        self.body.deadline_ns = monotonic_ns()
+            .map(|now| now.saturating_add(u64::try_from(left.as_nanos()).unwrap_or(u64::MAX)));
         self.body.spin_us = spin_us;
         self.body.encode_frame(0)
     }
@@ -292,6 +295,22 @@ async fn queue_behind(shared: &Shared, lane: &Lane, retiring: bool) {
             return;
         }
     }
+}
+
+/// Now on `CLOCK_MONOTONIC`, the clock the worker's `time.monotonic()` reads.
+#[allow(unsafe_code)]
+fn monotonic_ns() -> Option<u64> {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec into `ts`, which outlives the call.
+    if unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) } != 0 {
+        return None;
+    }
+    let secs = u64::try_from(ts.tv_sec).ok()?;
+    let nanos = u64::try_from(ts.tv_nsec).ok()?;
+    secs.checked_mul(1_000_000_000)?.checked_add(nanos)
 }
 
 fn timeout(call: &Call, pid: u32) -> Error {
