@@ -336,6 +336,4 @@ def read_call(body: dict[str, Any]) -> Call:
     for k, v in headers.items():
         if type(k) is not str or type(v) is not str:
             raise _bad("headers must map strings to strings")
-    return Call(
-        method, codec, payload, timeout_ms, traceparent, key, headers, spin_us, deadline_ns
-    )
+    return Call(method, codec, payload, timeout_ms, traceparent, key, headers, spin_us, deadline_ns)
