@@ -211,12 +211,12 @@ fn load_average() -> String {
         .unwrap_or_else(|_| "unknown".to_owned())
 }
 
-/// Interleaved one-shot rounds: `BENCH_SCRIPT_ROUNDS`, default 6 (more for a stable ratio).
+/// Interleaved one-shot rounds: `BENCH_SCRIPT_ROUNDS`, default 12 (more for a stable ratio).
 fn script_rounds() -> usize {
     std::env::var("BENCH_SCRIPT_ROUNDS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(6)
+        .unwrap_or(12)
 }
 
 /// Bare spawn, `Script` + `@tandem.script`, and `Script` on the bare script.
