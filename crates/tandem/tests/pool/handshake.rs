@@ -48,7 +48,10 @@ async fn refused(case: &str, expect: &[&str]) {
     support::write_file(&dir, "tandem/__init__.py", "");
     support::write_file(&dir, "tandem/__main__.py", FAKE_WORKER);
     within(60, async {
+        // One worker: two would write the same pid file, one of them perhaps mid-write when
+        // the other's refusal fails the build.
         let err = Pool::builder(format!("{case}:app"))
+            .workers(1)
             .python(support::python())
             .cwd(dir.clone())
             .start_timeout(Duration::from_secs(20))
