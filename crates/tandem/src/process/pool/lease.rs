@@ -37,6 +37,11 @@ pub(crate) struct Call {
 impl Call {
     pub(crate) fn new(req: Request, deadline: Instant) -> Self {
         let (method, payload, meta) = req.into_parts();
+        let started = Instant::now();
+        // The deadline is fixed, so its place on the worker's clock is too.
+        let left = deadline.saturating_duration_since(started);
+        let deadline_ns = monotonic_ns()
+            .map(|now| now.saturating_add(u64::try_from(left.as_nanos()).unwrap_or(u64::MAX)));
         Self {
             body: CallBody {
                 method,
@@ -47,10 +52,10 @@ impl Call {
                 idempotency_key: meta.idempotency_key,
                 headers: meta.headers,
                 spin_us: 0,
-                deadline_ns: None,
+                deadline_ns,
             },
             deadline,
-            started: Instant::now(),
+            started,
         }
     }
 
@@ -63,8 +68,6 @@ impl Call {
     fn frame(&mut self, spin_us: u64) -> Vec<u8> {
         let left = self.deadline.saturating_duration_since(Instant::now());
         self.body.timeout_ms = Some(u64::try_from(left.as_millis()).unwrap_or(u64::MAX));
-        self.body.deadline_ns = monotonic_ns()
-            .map(|now| now.saturating_add(u64::try_from(left.as_nanos()).unwrap_or(u64::MAX)));
         self.body.spin_us = spin_us;
         self.body.encode_frame(0)
     }
